@@ -1,0 +1,149 @@
+"""The floor: what the same machine does with no statemgr code in the way, measured in the same run.
+
+Every statemgr scenario is compared to one of these. The gRPC floors call a server in another process
+(``bench.floor_server``); the raw floors call Redis and PostgreSQL straight from the load generator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2
+
+from bench import floor_server, floordb
+from bench.loadgen import Call, Case
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+RPC_TIMEOUT_S = 10.0
+REDIS_VALUE = b"x" * 300
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Where the floor's backends are and how big its pools are."""
+
+    redis_url: str
+    pg_pool_size: int
+    health_target: str | None
+
+    @staticmethod
+    def from_env(pg_pool_size: int, health_target: str | None) -> Options:
+        redis_url = os.environ.get("STATEMGR_BENCH_REDIS_URL", "redis://localhost:6379/0")
+        return Options(redis_url=redis_url, pg_pool_size=pg_pool_size, health_target=health_target)
+
+
+@dataclasses.dataclass
+class Environment:
+    """Facts about the backends, for the results file."""
+
+    facts: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _rpc(channel: grpc.aio.Channel, method: str) -> Call:
+    stub = channel.unary_unary(
+        method,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    request = health_pb2.HealthCheckRequest()
+
+    async def call(i: int) -> None:
+        await stub(request, timeout=RPC_TIMEOUT_S)
+
+    return call
+
+
+def _sequence(*calls: Call) -> Call:
+    async def call(i: int) -> None:
+        for step in calls:
+            await step(i)
+
+    return call
+
+
+def _raw_redis(client: aioredis.Redis) -> Call:
+    async def call(i: int) -> None:
+        await client.get(floor_server.REDIS_KEY)
+
+    return call
+
+
+def _raw_two_insert(pool: floordb.Pool) -> Call:
+    prefix = uuid.uuid4().hex[:12]
+    counter = itertools.count()
+
+    async def call(i: int) -> None:
+        n = next(counter)
+        async with pool.connection() as conn:
+            await floordb.two_insert(conn, floor_server.TENANTS[n % len(floor_server.TENANTS)], f"raw-{prefix}-{n}")
+
+    return call
+
+
+def _raw_upsert(pool: floordb.Pool) -> Call:
+    async def call(i: int) -> None:
+        async with pool.connection() as conn:
+            await floordb.upsert(conn, floor_server.TENANTS[0], i)
+
+    return call
+
+
+def _cases(noop: Call, server: grpc.aio.Channel, client: aioredis.Redis, pool: floordb.Pool) -> list[Case]:
+    two_insert_rpc = _rpc(server, floor_server.TWO_INSERT)
+    upsert_rpc = _rpc(server, floor_server.UPSERT)
+    return [
+        Case("noop-rpc", None, "gRPC health Check, no interceptors, server in another process", noop),
+        Case("redis-get", None, "raw redis.asyncio GET of a 300-byte value", _raw_redis(client)),
+        Case("redis-get-rpc", "noop-rpc", "gRPC call whose handler does one Redis GET", _rpc(server, floor_server.REDIS_GET)),
+        Case("pg-two-insert", None, "raw transaction: set_config, 2 INSERTs, COMMIT (RLS)", _raw_two_insert(pool)),
+        Case("pg-upsert", None, "raw transaction: set_config, INSERT ON CONFLICT DO UPDATE RETURNING", _raw_upsert(pool)),
+        Case("two-insert-rpc", "pg-two-insert", "gRPC call whose handler runs the two-insert transaction", two_insert_rpc),
+        Case("upsert-rpc", "pg-upsert", "gRPC call whose handler runs the upsert transaction", upsert_rpc),
+        Case(
+            "write-x4-rpc",
+            "two-insert-rpc",
+            "4 sequential gRPC calls: two-insert then 3 upserts (floor of message tracking)",
+            _sequence(two_insert_rpc, upsert_rpc, upsert_rpc, upsert_rpc),
+        ),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def prepared(options: Options, env: Environment) -> AsyncIterator[list[Case]]:
+    """Creates the bench database, the Redis value and the floor server; yields the cases; removes them all."""
+    target, role_created = await floordb.create()
+    env.facts.update({f"postgresql {k}": v for k, v in (await floordb.settings(target)).items()})
+    env.facts["postgresql role"] = f"{target.role} (non-owner, RLS forced)" if target.role else "owner (RLS forced)"
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            yield await _enter(stack, options, target, env)
+    finally:
+        await floordb.drop(target, role_created)
+
+
+async def _enter(stack: contextlib.AsyncExitStack, options: Options, target: floordb.Target, env: Environment) -> list[Case]:
+    client = aioredis.Redis.from_url(options.redis_url)
+    stack.push_async_callback(client.aclose)
+    await client.set(floor_server.REDIS_KEY, REDIS_VALUE)
+    stack.push_async_callback(client.delete, floor_server.REDIS_KEY)
+    env.facts["redis version"] = str((await client.info("server")).get("redis_version", "?"))
+    pool = floordb.pool(target, options.pg_pool_size)
+    await pool.open(wait=True)
+    stack.push_async_callback(pool.close)
+    settings = floor_server.Settings(pg=target, pg_pool_size=options.pg_pool_size, redis_url=options.redis_url)
+    address = stack.enter_context(floor_server.running(settings))
+    server = grpc.aio.insecure_channel(address)
+    stack.push_async_callback(server.close)
+    noop_channel = server
+    if options.health_target:
+        noop_channel = grpc.aio.insecure_channel(options.health_target)
+        stack.push_async_callback(noop_channel.close)
+    env.facts["no-op target"] = options.health_target or f"{address} (bench floor server, no interceptors)"
+    return _cases(_rpc(noop_channel, HEALTH_CHECK), server, client, pool)

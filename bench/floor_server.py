@@ -1,0 +1,137 @@
+"""The floor's gRPC server, run in its own process so it and the load generator each get a core.
+
+It serves the standard health Check with no interceptors (the no-op floor) and three methods that do only the
+backend work of a statemgr RPC: a Redis GET, the two-insert transaction and the upsert transaction. They take and
+return the tiny health messages, so what they cost beyond the no-op is the backend call and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
+import signal
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health, health_pb2
+
+from bench import floordb
+
+SERVICE = "statemgr.bench.v1.Floor"
+REDIS_GET = f"/{SERVICE}/RedisGet"
+TWO_INSERT = f"/{SERVICE}/TwoInsert"
+UPSERT = f"/{SERVICE}/Upsert"
+REDIS_KEY = "statemgr-bench:floor:value"
+TENANTS = tuple(str(uuid.UUID(int=n + 1)) for n in range(10))
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the server process connects to."""
+
+    pg: floordb.Target
+    pg_pool_size: int
+    redis_url: str
+
+
+class _Floor:
+    """Handlers of the floor methods: the backend work and nothing else."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._pool = floordb.pool(settings.pg, settings.pg_pool_size)
+        self._redis = aioredis.Redis.from_url(settings.redis_url)
+        self._prefix = uuid.uuid4().hex[:12]
+        self._n = 0
+
+    async def open(self) -> None:
+        await self._pool.open(wait=True)
+
+    async def close(self) -> None:
+        await self._pool.close()
+        await self._redis.aclose()
+
+    async def redis_get(self, request: health_pb2.HealthCheckRequest, context: object) -> health_pb2.HealthCheckResponse:
+        await self._redis.get(REDIS_KEY)
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    async def two_insert(self, request: health_pb2.HealthCheckRequest, context: object) -> health_pb2.HealthCheckResponse:
+        self._n += 1
+        tenant = TENANTS[self._n % len(TENANTS)]
+        async with self._pool.connection() as conn:
+            await floordb.two_insert(conn, tenant, f"srv-{self._prefix}-{self._n}")
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    async def upsert(self, request: health_pb2.HealthCheckRequest, context: object) -> health_pb2.HealthCheckResponse:
+        self._n += 1
+        async with self._pool.connection() as conn:
+            await floordb.upsert(conn, TENANTS[0], self._n)
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        def unary(fn: object) -> grpc.RpcMethodHandler:
+            return grpc.unary_unary_rpc_method_handler(
+                fn,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            )
+
+        methods = {"RedisGet": unary(self.redis_get), "TwoInsert": unary(self.two_insert), "Upsert": unary(self.upsert)}
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+async def _serve(settings: Settings, ready: multiprocessing.connection.Connection) -> None:
+    floor = _Floor(settings)
+    await floor.open()
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health.add_HealthServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    server.add_generic_rpc_handlers((floor.handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    ready.send(port)
+    await stop.wait()
+    await server.stop(1.0)
+    await floor.close()
+
+
+def main(settings: Settings, ready: multiprocessing.connection.Connection) -> None:
+    """The child process's entry point: serve until SIGTERM."""
+    asyncio.run(_serve(settings, ready))
+
+
+def _await_ready(
+    parent: multiprocessing.connection.Connection, process: multiprocessing.process.BaseProcess, timeout_s: float
+) -> None:
+    for _ in range(int(timeout_s * 10)):
+        if parent.poll(0.1):
+            return
+        if not process.is_alive():
+            raise RuntimeError(f"the floor server exited with code {process.exitcode} before serving")
+    raise RuntimeError("the floor server did not start in time")
+
+
+@contextlib.contextmanager
+def running(settings: Settings, timeout_s: float = 30.0) -> Iterator[str]:
+    """Starts the floor server in a spawned process; yields its address; stops it on exit."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=main, args=(settings, child), name="bench-floor-server", daemon=True)
+    process.start()
+    try:
+        _await_ready(parent, process, timeout_s)
+        yield f"127.0.0.1:{parent.recv()}"
+    finally:
+        process.terminate()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()

@@ -1,0 +1,1 @@
+"""statemgr: multi-tenant conversation state between WhatsApp and Genesys Cloud, over gRPC."""

@@ -1,0 +1,42 @@
+"""Events: what changed, as ids and states. Never message content, phone numbers or names."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+
+
+class EventType(enum.StrEnum):
+    """The kinds of state change; the value is the AMQP routing key's last part."""
+
+    CONVERSATION_CREATED = "conversation.created"
+    CONVERSATION_STATE_CHANGED = "conversation.state_changed"
+    CONVERSATION_TRANSFERRED = "conversation.transferred"
+    CONVERSATION_GENESYS_MAPPING_CHANGED = "conversation.genesys_mapping_changed"
+    CONVERSATION_CLOSED = "conversation.closed"
+    MESSAGE_RECORDED = "message.recorded"
+    MESSAGE_STATUS_CHANGED = "message.status_changed"
+    MESSAGE_RETRIED = "message.retried"
+    CUSTOMER_CREATED = "customer.created"
+    CUSTOMER_UPDATED = "customer.updated"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One state change. States are the lower-case domain names ("active", "delivered")."""
+
+    type: EventType
+    conversation_id: uuid.UUID | None = None
+    customer_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
+    conversation_state: str = ""
+    message_status: str = ""
+    agent_id: uuid.UUID | None = None
+    genesys_conversation_id: str = ""
+
+    def payload(self) -> dict[str, str]:
+        """The fields worth storing, as JSON-ready strings; empty ones left out."""
+        fields = dataclasses.asdict(self)
+        fields.pop("type")
+        return {k: str(v) for k, v in fields.items() if v not in (None, "")}

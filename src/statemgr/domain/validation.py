@@ -1,0 +1,83 @@
+"""Input checks shared by every service. Each raises InvalidArgument naming the field.
+
+Limits (documented in the README):
+- ids from the platforms (WhatsApp/Genesys conversation and message ids): 1-256 characters
+- reasons: up to 1,000 characters; display names: up to 200
+- metadata and preferences: at most 16 KiB as compact JSON, nesting at most 10 deep
+- page_size: 0 means the method's default, larger values are clamped, negative is refused
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from statemgr.domain.errors import InvalidArgument
+
+MAX_EXTERNAL_ID = 256
+MAX_REASON = 1_000
+MAX_NAME = 200
+MAX_URL = 2_048
+MAX_STRUCT_BYTES = 16 * 1024
+MAX_STRUCT_DEPTH = 10
+
+
+def parse_uuid(value: str, field: str) -> uuid.UUID:
+    """A required UUID."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(field, f"is not a valid UUID: {value[:64]!r}") from None
+
+
+def optional_uuid(value: str, field: str) -> uuid.UUID | None:
+    """A UUID, or None when empty."""
+    return parse_uuid(value, field) if value else None
+
+
+def required_text(value: str, field: str, max_length: int = MAX_EXTERNAL_ID) -> str:
+    """A non-blank string of at most max_length characters."""
+    if not value or not value.strip():
+        raise InvalidArgument(field, "is required")
+    return bounded_text(value, field, max_length)
+
+
+def bounded_text(value: str, field: str, max_length: int) -> str:
+    """A string of at most max_length characters, possibly empty."""
+    if len(value) > max_length:
+        raise InvalidArgument(field, f"is {len(value)} characters long; the limit is {max_length}")
+    if "\x00" in value:
+        raise InvalidArgument(field, "contains a NUL character")
+    return value
+
+
+def bounded_struct(value: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """A JSON object within the size and depth limits."""
+    data = dict(value)
+    encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if len(encoded.encode()) > MAX_STRUCT_BYTES:
+        raise InvalidArgument(field, f"is larger than {MAX_STRUCT_BYTES} bytes as JSON")
+    if _depth(data) > MAX_STRUCT_DEPTH:
+        raise InvalidArgument(field, f"is nested deeper than {MAX_STRUCT_DEPTH} levels")
+    if "\\u0000" in encoded:
+        raise InvalidArgument(field, "contains a NUL character")
+    return data
+
+
+def page_size(value: int, field: str = "page_size", default: int = 50, maximum: int = 500) -> int:
+    """AIP-158: 0 means the default, larger than the maximum is clamped, negative is refused."""
+    if value < 0:
+        raise InvalidArgument(field, "must not be negative")
+    return default if value == 0 else min(value, maximum)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0

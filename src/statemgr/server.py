@@ -1,0 +1,70 @@
+"""Builds and runs the grpc.aio server: interceptor, servicers, health checking and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from statemgr.api.auth import Authenticator
+from statemgr.api.interceptor import ServiceInterceptor
+from statemgr.api.tenants import TenantServicer
+from statemgr.app import App
+from statemgr.v1 import tenant_service_pb2, tenant_service_pb2_grpc
+
+log = structlog.get_logger("statemgr.server")
+
+# Only services whose every RPC works are registered; a caller of anything else gets UNIMPLEMENTED from gRPC itself.
+SERVICE_NAMES: list[str] = [tenant_service_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name]
+
+
+class Server:
+    """A started statemgr server; `port` is the bound port (useful with port 0 in tests)."""
+
+    def __init__(self, app: App, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int):
+        self.app = app
+        self.grpc = server
+        self.health = health_servicer
+        self.port = port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, let in-flight calls finish for `grace` seconds, then close the pools."""
+        await self.health.enter_graceful_shutdown()
+        await self.grpc.stop(self.app.settings.shutdown_grace_seconds if grace is None else grace)
+        await self.app.stop()
+
+
+async def start(app: App, listen: str | None = None) -> Server:
+    """Opens the app's resources, then binds and starts the server."""
+    await app.start()
+    authenticator = Authenticator(app.db, app.settings.admin_key, app.settings.auth_cache_seconds)
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(authenticator)],
+        options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+    )
+    tenant_service_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(app.db), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(listen or app.settings.listen)
+    await server.start()
+    for name in ["", *SERVICE_NAMES]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", port=port, services=SERVICE_NAMES)
+    return Server(app, server, health_servicer, port)
+
+
+async def serve(app: App) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    server = await start(app)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("stopping", grace_seconds=app.settings.shutdown_grace_seconds)
+    await server.stop()

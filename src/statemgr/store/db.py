@@ -1,0 +1,61 @@
+"""The PostgreSQL pool and the one tenant-scoped transaction helper every repository runs in."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+_SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
+_ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+
+
+class UnsafeRoleError(RuntimeError):
+    """The service would run its queries as a role that row-level security does not apply to."""
+
+
+class Database:
+    """A pool of connections running as the service role; transactions are scoped to one tenant."""
+
+    def __init__(self, url: str, role: str, min_size: int = 2, max_size: int = 10) -> None:
+        self._role = role
+        self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            configure=self._configure,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            name="statemgr",
+        )
+
+    async def open(self, wait_seconds: float = 10.0) -> None:
+        """Opens the pool, failing fast if PostgreSQL is unreachable or the role bypasses RLS."""
+        await self.pool.open(wait=True, timeout=wait_seconds)
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_ROLE_CHECK)).fetchone()
+        if row is None or row["rolsuper"] or row["rolbypassrls"]:
+            raise UnsafeRoleError(f"role {self._role!r} bypasses row-level security; refusing to serve")
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def tenant(self, tenant_id: uuid.UUID) -> AsyncIterator[Connection]:
+        """A transaction that sees only `tenant_id`'s rows; commits on success, rolls back on any exception."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(_SET_TENANT, (str(tenant_id),))
+            yield conn
+
+    async def _configure(self, conn: Connection) -> None:
+        # The URL may log in as an owner or superuser on a developer machine; the queries must not run as one.
+        if self._role:
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._role)))
