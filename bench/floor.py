@@ -101,10 +101,19 @@ def _cases(noop: Call, server: grpc.aio.Channel, client: aioredis.Redis, pool: f
     return [
         Case("noop-rpc", None, "gRPC health Check, no interceptors, server in another process", noop),
         Case("redis-get", None, "raw redis.asyncio GET of a 300-byte value", _raw_redis(client)),
-        Case("redis-get-rpc", "noop-rpc", "gRPC call whose handler does one Redis GET", _rpc(server, floor_server.REDIS_GET)),
+        Case(
+            "redis-get-rpc",
+            "noop-rpc",
+            "gRPC call whose handler does one Redis GET",
+            _rpc(server, floor_server.REDIS_GET),
+        ),
         Case("pg-two-insert", None, "raw transaction: set_config, 2 INSERTs, COMMIT (RLS)", _raw_two_insert(pool)),
-        Case("pg-upsert", None, "raw transaction: set_config, INSERT ON CONFLICT DO UPDATE RETURNING", _raw_upsert(pool)),
-        Case("two-insert-rpc", "pg-two-insert", "gRPC call whose handler runs the two-insert transaction", two_insert_rpc),
+        Case(
+            "pg-upsert", None, "raw transaction: set_config, INSERT ON CONFLICT DO UPDATE RETURNING", _raw_upsert(pool)
+        ),
+        Case(
+            "two-insert-rpc", "pg-two-insert", "gRPC call whose handler runs the two-insert transaction", two_insert_rpc
+        ),
         Case("upsert-rpc", "pg-upsert", "gRPC call whose handler runs the upsert transaction", upsert_rpc),
         Case(
             "write-x4-rpc",
@@ -128,7 +137,9 @@ async def prepared(options: Options, env: Environment) -> AsyncIterator[list[Cas
         await floordb.drop(target, role_created)
 
 
-async def _enter(stack: contextlib.AsyncExitStack, options: Options, target: floordb.Target, env: Environment) -> list[Case]:
+async def _enter(
+    stack: contextlib.AsyncExitStack, options: Options, target: floordb.Target, env: Environment
+) -> list[Case]:
     client = aioredis.Redis.from_url(options.redis_url)
     stack.push_async_callback(client.aclose)
     await client.set(floor_server.REDIS_KEY, REDIS_VALUE)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import grpc
 import redis.asyncio as aioredis
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from bench import floordb
 
@@ -56,11 +56,15 @@ class _Floor:
         await self._pool.close()
         await self._redis.aclose()
 
-    async def redis_get(self, request: health_pb2.HealthCheckRequest, context: object) -> health_pb2.HealthCheckResponse:
+    async def redis_get(
+        self, request: health_pb2.HealthCheckRequest, context: object
+    ) -> health_pb2.HealthCheckResponse:
         await self._redis.get(REDIS_KEY)
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
-    async def two_insert(self, request: health_pb2.HealthCheckRequest, context: object) -> health_pb2.HealthCheckResponse:
+    async def two_insert(
+        self, request: health_pb2.HealthCheckRequest, context: object
+    ) -> health_pb2.HealthCheckResponse:
         self._n += 1
         tenant = TENANTS[self._n % len(TENANTS)]
         async with self._pool.connection() as conn:
@@ -91,7 +95,7 @@ async def _serve(settings: Settings, ready: multiprocessing.connection.Connectio
     server = grpc.aio.server()
     servicer = health.aio.HealthServicer()
     await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    health.add_HealthServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((floor.handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

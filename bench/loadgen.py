@@ -91,7 +91,9 @@ class _Recorder:
         self.histogram.record_value(min(max(micros, _LOWEST_US), _HIGHEST_US))
         self.ok += 1
 
-    def result(self, name: str, mode: str, rate: float | None, concurrency: int | None, elapsed: float, unsent: int) -> Result:
+    def result(
+        self, name: str, mode: str, rate: float | None, concurrency: int | None, elapsed: float, unsent: int
+    ) -> Result:
         def ms(percentile: float) -> float:
             return self.histogram.get_value_at_percentile(percentile) / 1000.0 if self.ok else 0.0
 

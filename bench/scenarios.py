@@ -168,7 +168,9 @@ async def resolve_inbound(channel: grpc.aio.Channel, admin_key: str) -> Call:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("create-conversation", "two-insert-rpc", "CreateConversation, unique WhatsApp id", create_conversation),
-    Scenario("lookup-conversation", "noop-rpc", "cached LookupConversation by WhatsApp id, 100 ids", lookup_conversation),
+    Scenario(
+        "lookup-conversation", "noop-rpc", "cached LookupConversation by WhatsApp id, 100 ids", lookup_conversation
+    ),
     Scenario("message-tracking", "write-x4-rpc", "RecordMessage + 3 UpdateMessageStatus (4 RPCs)", message_tracking),
     Scenario("resolve-inbound", "upsert-rpc", "ResolveInbound, new message id, 50 customers", resolve_inbound),
 )

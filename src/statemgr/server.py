@@ -14,12 +14,18 @@ from statemgr.api.auth import Authenticator
 from statemgr.api.interceptor import ServiceInterceptor
 from statemgr.api.tenants import TenantServicer
 from statemgr.app import App
-from statemgr.v1 import tenant_service_pb2, tenant_service_pb2_grpc
+from statemgr.v1 import tenant_service_pb2_grpc
 
 log = structlog.get_logger("statemgr.server")
 
-# Only services whose every RPC works are registered; a caller of anything else gets UNIMPLEMENTED from gRPC itself.
-SERVICE_NAMES: list[str] = [tenant_service_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name]
+
+def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
+    """Adds every servicer; returns the full service names.
+
+    Only services whose every RPC works are registered; a caller of anything else gets UNIMPLEMENTED from gRPC.
+    """
+    tenant_service_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(app.db), server)
+    return ["statemgr.v1.TenantService"]
 
 
 class Server:
@@ -46,15 +52,15 @@ async def start(app: App, listen: str | None = None) -> Server:
         interceptors=[ServiceInterceptor(authenticator)],
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
     )
-    tenant_service_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(app.db), server)
+    service_names = _register_services(app, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     port = server.add_insecure_port(listen or app.settings.listen)
     await server.start()
-    for name in ["", *SERVICE_NAMES]:
+    for name in ["", *service_names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", port=port, services=SERVICE_NAMES)
+    log.info("serving", port=port, services=service_names)
     return Server(app, server, health_servicer, port)
 
 
