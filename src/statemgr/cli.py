@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _migrate(url: str, args: argparse.Namespace) -> int:
     if args.action == "up":
+        if await migrate.ensure_database(url):
+            print("created the database")
         for m in await migrate.up(url, args.to):
             print(f"applied {m.version:04d}_{m.name}")
     elif args.action == "down":

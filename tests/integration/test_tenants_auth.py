@@ -8,7 +8,8 @@ import grpc
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from statemgr.v1 import conversation_service_pb2 as cs
-from statemgr.v1 import tenant_pb2, tenant_service_pb2 as ts
+from statemgr.v1 import tenant_pb2
+from statemgr.v1 import tenant_service_pb2 as ts
 from tests.integration.conftest import Clients
 from tests.integration.errors import expect
 
@@ -123,3 +124,8 @@ async def test_retention_policy_round_trip(clients: Clients) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         "retention_policy.event_retention",
     )
+
+
+async def test_unknown_key_on_tenant_service_is_unauthenticated(clients: Clients) -> None:
+    for client in (clients.with_key(""), clients.with_key("wrong-admin-key")):
+        await expect(client.tenants.CreateTenant(ts.CreateTenantRequest()), grpc.StatusCode.UNAUTHENTICATED)

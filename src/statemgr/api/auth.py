@@ -26,18 +26,18 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None, method: str) -> Principal:
         secret = _bearer(authorization)
+        is_admin = bool(self._admin_key) and hmac.compare_digest(secret.encode(), self._admin_key)
         if method.startswith(ADMIN_SERVICE):
-            return self._admin(secret)
-        if self._admin_key and hmac.compare_digest(secret.encode(), self._admin_key):
+            return Principal(tenant_id=None) if is_admin else await self._refuse_tenant_key(secret)
+        if is_admin:
             raise PermissionDenied("the admin key can only call TenantService; use a tenant API key")
         return await self._tenant(secret)
 
-    def _admin(self, secret: str) -> Principal:
-        if self._admin_key and hmac.compare_digest(secret.encode(), self._admin_key):
-            return Principal(tenant_id=None)
+    async def _refuse_tenant_key(self, secret: str) -> Principal:
+        await self._tenant(secret)  # an unknown key is UNAUTHENTICATED here too
         if not self._admin_key:
             raise PermissionDenied("TenantService is disabled: the server has no STATEMGR_ADMIN_KEY")
-        raise PermissionDenied("TenantService needs the admin key")
+        raise PermissionDenied("TenantService needs the admin key, not a tenant key")
 
     async def _tenant(self, secret: str) -> Principal:
         key_hash = domain.hash_secret(secret)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
+import urllib.parse
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 # Any constant works as long as every statemgr process uses the same one; this is "statemgr" in ASCII.
 _LOCK_KEY = 0x73746174656D6772
@@ -60,6 +62,21 @@ async def applied(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[int
     await conn.execute(_CREATE_TABLE)
     cur = await conn.execute("SELECT version FROM schema_migrations ORDER BY version")
     return [int(str(row[0])) for row in await cur.fetchall()]
+
+
+async def ensure_database(url: str) -> bool:
+    """Creates the database of `url` when it does not exist yet (zero-setup local runs); True if it did."""
+    try:
+        async with await psycopg.AsyncConnection.connect(url):
+            return False
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    name = urllib.parse.urlparse(url).path.lstrip("/")
+    maintenance = urllib.parse.urlunparse(urllib.parse.urlparse(url)._replace(path="/postgres"))
+    async with await psycopg.AsyncConnection.connect(maintenance, autocommit=True) as conn:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return True
 
 
 async def up(url: str, target: int | None = None) -> list[Migration]:

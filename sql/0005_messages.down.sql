@@ -1,0 +1,3 @@
+DROP TABLE message_status_history;
+DROP TABLE messages;
+DROP FUNCTION message_status_rank(text);

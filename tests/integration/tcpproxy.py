@@ -1,0 +1,99 @@
+"""A small TCP proxy for fault tests: put it between the server and Redis or RabbitMQ, then cut or stall the link.
+
+proxy = TcpProxy("127.0.0.1", 6379)
+await proxy.start()              # listens on 127.0.0.1:<proxy.port>
+await proxy.cut()                # drops every connection and refuses new ones
+await proxy.restore()            # accepts connections again
+proxy.stall(); proxy.unstall()   # keeps connections open but forwards nothing (a hung dependency)
+await proxy.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class TcpProxy:
+    def __init__(self, upstream_host: str, upstream_port: int, listen_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.listen_host = listen_host
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self.connections_accepted = 0
+
+    async def start(self) -> None:
+        """Listens on a free port (the same port again after `restore`)."""
+        self._server = await asyncio.start_server(self._accept, self.listen_host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def address(self) -> str:
+        return f"{self.listen_host}:{self.port}"
+
+    async def cut(self) -> None:
+        """Stops listening and resets every open connection, like a dependency going away."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._links):
+            task.cancel()
+        await asyncio.gather(*self._links, return_exceptions=True)
+        self._links.clear()
+
+    async def restore(self) -> None:
+        """Listens again on the same port."""
+        if self._server is None:
+            await self.start()
+
+    def stall(self) -> None:
+        """Connections stay open but no byte moves: a hung dependency."""
+        self._flowing.clear()
+
+    def unstall(self) -> None:
+        self._flowing.set()
+
+    async def close(self) -> None:
+        self.unstall()
+        await self.cut()
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections_accepted += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._links.add(task)
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            client_writer.close()
+            self._links.discard(task)
+            return
+        try:
+            await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            for writer in (client_writer, upstream_writer):
+                _abort(writer)
+            self._links.discard(task)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            await self._flowing.wait()
+            writer.write(data)
+            await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.write_eof()
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    transport = writer.transport
+    with contextlib.suppress(Exception):
+        transport.abort()
