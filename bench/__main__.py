@@ -8,6 +8,8 @@ import os
 import shlex
 import sys
 
+import grpc
+
 from bench import floor, report
 from bench.loadgen import Case, Plan, Result, measure
 
@@ -44,7 +46,7 @@ def _plan(args: argparse.Namespace) -> Plan:
 async def _measure_all(cases: list[Case], plan: Plan) -> list[Result]:
     results = []
     for case in cases:
-        for r in await measure(case.name, case.call, plan):
+        for r in await measure(case, plan):
             print(f"  {r.name:<22} {r.mode:<6} {r.achieved_rate:>8,.0f}/s  p50 {r.p50_ms:.3f} ms", file=sys.stderr)
             results.append(r)
     return results
@@ -77,12 +79,18 @@ async def _main(args: argparse.Namespace) -> int:
     run = report.Run(command=command, plan=plan, cases=[], results=[], facts=report.machine())
     if args.only != "scenarios":
         await _floor(args, plan, run)
+    status = 0
     if args.only == "scenarios" or (args.only is None and args.target):
-        await _scenarios(args, plan, run)
+        try:
+            await _scenarios(args, plan, run)
+        except grpc.aio.AioRpcError as exc:  # report what was measured, then fail
+            print(f"scenarios stopped: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            status = 1
     elif args.only is None:
         print("scenarios skipped: no --target (start statemgr and pass --target host:port)", file=sys.stderr)
+    run.facts["load average at end"] = report.load_average()
     report.publish(run)
-    return 0
+    return status
 
 
 def main() -> int:

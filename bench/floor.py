@@ -117,9 +117,10 @@ def _cases(noop: Call, server: grpc.aio.Channel, client: aioredis.Redis, pool: f
         Case("upsert-rpc", "pg-upsert", "gRPC call whose handler runs the upsert transaction", upsert_rpc),
         Case(
             "write-x4-rpc",
-            "two-insert-rpc",
+            None,
             "4 sequential gRPC calls: two-insert then 3 upserts (floor of message tracking)",
             _sequence(two_insert_rpc, upsert_rpc, upsert_rpc, upsert_rpc),
+            rpcs=4,
         ),
     ]
 

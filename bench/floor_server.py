@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
+import logging
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
@@ -47,7 +49,7 @@ class _Floor:
         self._pool = floordb.pool(settings.pg, settings.pg_pool_size)
         self._redis = aioredis.Redis.from_url(settings.redis_url)
         self._prefix = uuid.uuid4().hex[:12]
-        self._n = 0
+        self._counter = itertools.count()
 
     async def open(self) -> None:
         await self._pool.open(wait=True)
@@ -65,16 +67,15 @@ class _Floor:
     async def two_insert(
         self, request: health_pb2.HealthCheckRequest, context: object
     ) -> health_pb2.HealthCheckResponse:
-        self._n += 1
-        tenant = TENANTS[self._n % len(TENANTS)]
+        n = next(self._counter)  # taken before any await: concurrent handlers share this object
         async with self._pool.connection() as conn:
-            await floordb.two_insert(conn, tenant, f"srv-{self._prefix}-{self._n}")
+            await floordb.two_insert(conn, TENANTS[n % len(TENANTS)], f"srv-{self._prefix}-{n}")
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     async def upsert(self, request: health_pb2.HealthCheckRequest, context: object) -> health_pb2.HealthCheckResponse:
-        self._n += 1
+        n = next(self._counter)
         async with self._pool.connection() as conn:
-            await floordb.upsert(conn, TENANTS[0], self._n)
+            await floordb.upsert(conn, TENANTS[0], n)
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -108,7 +109,9 @@ async def _serve(settings: Settings, ready: multiprocessing.connection.Connectio
 
 
 def main(settings: Settings, ready: multiprocessing.connection.Connection) -> None:
-    """The child process's entry point: serve until SIGTERM."""
+    """The child process's entry point: serve until SIGTERM (Ctrl-C is the parent's to handle)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="floor server: %(levelname)s %(name)s: %(message)s")
     asyncio.run(_serve(settings, ready))
 
 

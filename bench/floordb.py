@@ -194,5 +194,6 @@ async def settings(target: Target) -> dict[str, str]:
     """Server settings that decide the write floor, for the results file."""
     names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "shared_buffers")
     async with await psycopg.AsyncConnection.connect(target.admin_url, autocommit=True) as conn:
-        cur = await conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(names),))
+        query: LiteralString = "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name"
+        cur = await conn.execute(query, (list(names),))
         return {str(name): str(value) for name, value in await cur.fetchall()}

@@ -15,6 +15,8 @@ import grpc
 from bench.loadgen import Case, Plan, Result
 
 RESULTS_FILE = pathlib.Path(__file__).with_name("RESULTS.md")
+# At 500 calls/s an idle generator sends within ~0.2 ms of each slot; much later means it was starved of CPU.
+LAG_WARNING_MS = 1.0
 
 HEADERS = (
     "scenario",
@@ -27,6 +29,7 @@ HEADERS = (
     "max ms",
     "errors",
     "unsent",
+    "lag p99",
     "p50 / floor",
     "max rate / floor",
 )
@@ -60,8 +63,9 @@ def _rows(run: Run) -> list[tuple[str, ...]]:
         figures = (r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms)
         latencies = tuple(f"{v:.3f}" if r.ok else "-" for v in figures)
         errors, unsent = str(r.error_count), str(r.unsent) if r.mode == "open" else ""
+        lag = f"{r.send_lag_p99_ms:.3f}" if r.send_lag_p99_ms is not None else ""
         rows.append(
-            (r.name, mode, target, f"{r.achieved_rate:,.0f}", *latencies, errors, unsent, p50_ratio, rate_ratio)
+            (r.name, mode, target, f"{r.achieved_rate:,.0f}", *latencies, errors, unsent, lag, p50_ratio, rate_ratio)
         )
     return rows
 
@@ -119,9 +123,13 @@ def _git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages; on 2 cores, anything near 1 before a run means it is not alone."""
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def machine() -> dict[str, str]:
     """Facts about this machine and this run's software."""
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "git commit": _git_commit(),
@@ -129,7 +137,7 @@ def machine() -> dict[str, str]:
         "nproc": str(len(os.sched_getaffinity(0))),
         "memory": _memory(),
         "kernel": platform.release(),
-        "load average at start": load,
+        "load average at start": load_average(),
         "python": sys.version.split()[0],
         "grpcio": grpc.__version__,
     }
@@ -149,9 +157,15 @@ def markdown(run: Run) -> str:
     out = ["# Benchmark results", "", f"Command: `{run.command}`", ""]
     out += [f"- {k}: {v}" for k, v in facts.items()]
     out += ["", "## Figures", "", _markdown_table(run), ""]
-    out += ["Latencies in milliseconds. Open loop: from the scheduled send time. Closed loop: from the actual send."]
-    out += ["Ratios divide by the named floor's figure in the same mode; see bench/README.md.", ""]
-    errors = [f"- {r.name} ({r.mode}): {r.errors}" for r in run.results if r.errors]
+    out += [
+        "Rates are calls per second (a 4-RPC case runs its open loop at a quarter of the RPC rate). Latencies in ms:",
+        "open loop from each call's scheduled slot, closed loop from its actual send. lag p99: how late the generator",
+        "sent (it should stay well under p50). Ratios divide by the named floor's figure in the same mode.",
+        "See bench/README.md.",
+        "",
+    ]
+    out += [f"**Warning**: {w}" for w in warnings(run)]
+    errors = [f"- {r.name} ({r.mode}): {r.errors}; first of each: {r.error_samples}" for r in run.results if r.errors]
     if errors:
         out += ["## Errors", "", *errors, ""]
     out += ["## Cases", "", "| case | compared to | what it does |", "|---|---|---|"]
@@ -159,11 +173,28 @@ def markdown(run: Run) -> str:
     return "\n".join(out) + "\n"
 
 
+def warnings(run: Run) -> list[str]:
+    """Signs that the machine, not the code under test, set the figures."""
+    late = [r.name for r in run.results if r.send_lag_p99_ms is not None and r.send_lag_p99_ms > LAG_WARNING_MS]
+    if not late:
+        return []
+    return [
+        f"the load generator sent late (lag p99 > {LAG_WARNING_MS:g} ms) in {', '.join(late)}: it was short of CPU,"
+        " probably because something else was running; those figures are not trustworthy, run again on a quiet"
+        " machine."
+    ]
+
+
 def publish(run: Run) -> None:
-    """Prints the table and writes RESULTS_FILE."""
+    """Prints the table and writes RESULTS_FILE (unless nothing was measured)."""
+    if not run.results:
+        print(f"nothing was measured; {RESULTS_FILE} left as it was")
+        return
     print(format_table(run))
     for r in run.results:
         if r.errors:
-            print(f"errors in {r.name} ({r.mode}): {r.errors}")
+            print(f"errors in {r.name} ({r.mode}): {r.errors}; first of each: {r.error_samples}")
+    for warning in warnings(run):
+        print(f"warning: {warning}")
     RESULTS_FILE.write_text(markdown(run))
     print(f"wrote {RESULTS_FILE}")

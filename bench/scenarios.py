@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -31,6 +32,7 @@ from statemgr.v1 import (
 )
 
 Metadata = tuple[tuple[str, str], ...]
+_Stub = TypeVar("_Stub")
 Setup = Callable[[grpc.aio.Channel, str], Awaitable[Call]]
 
 RPC_TIMEOUT_S = 10.0
@@ -47,6 +49,12 @@ class Scenario:
     floor: str
     description: str
     setup: Setup
+    rpcs: int = 1
+
+
+def _stub(factory: Callable[[grpc.aio.Channel], _Stub], channel: grpc.aio.Channel) -> _Stub:
+    """Builds a generated stub; its constructor is untyped, this call is not."""
+    return factory(channel)
 
 
 def _bearer(secret: str) -> Metadata:
@@ -55,7 +63,7 @@ def _bearer(secret: str) -> Metadata:
 
 async def new_tenant(channel: grpc.aio.Channel, admin_key: str) -> Metadata:
     """Creates a tenant and an API key for it; returns the call metadata that acts as that tenant."""
-    tenants = tenant_service_pb2_grpc.TenantServiceStub(channel)
+    tenants = _stub(tenant_service_pb2_grpc.TenantServiceStub, channel)
     name = f"bench {uuid.uuid4().hex[:8]}"
     created = await tenants.CreateTenant(
         tenant_service_pb2.CreateTenantRequest(tenant=tenant_pb2.Tenant(display_name=name, default_region="GB")),
@@ -87,7 +95,7 @@ async def _create_conversations(
 async def create_conversation(channel: grpc.aio.Channel, admin_key: str) -> Call:
     """CreateConversation with a new WhatsApp conversation id on every call."""
     metadata = await new_tenant(channel, admin_key)
-    stub = conversation_service_pb2_grpc.ConversationServiceStub(channel)
+    stub = _stub(conversation_service_pb2_grpc.ConversationServiceStub, channel)
     prefix = uuid.uuid4().hex[:12]
     counter = itertools.count()
 
@@ -104,7 +112,7 @@ async def create_conversation(channel: grpc.aio.Channel, admin_key: str) -> Call
 async def lookup_conversation(channel: grpc.aio.Channel, admin_key: str) -> Call:
     """LookupConversation by WhatsApp id, round-robin over 100 conversations made in setup (the cached path)."""
     metadata = await new_tenant(channel, admin_key)
-    stub = conversation_service_pb2_grpc.ConversationServiceStub(channel)
+    stub = _stub(conversation_service_pb2_grpc.ConversationServiceStub, channel)
     made = await _create_conversations(stub, metadata, uuid.uuid4().hex[:12], LOOKUP_CONVERSATIONS)
     requests = [
         conversation_service_pb2.LookupConversationRequest(whatsapp_conversation_id=c.whatsapp_conversation_id)
@@ -120,8 +128,8 @@ async def lookup_conversation(channel: grpc.aio.Channel, admin_key: str) -> Call
 async def message_tracking(channel: grpc.aio.Channel, admin_key: str) -> Call:
     """RecordMessage (outbound), then UpdateMessageStatus SENT, DELIVERED, READ by its WhatsApp message id."""
     metadata = await new_tenant(channel, admin_key)
-    conversations = conversation_service_pb2_grpc.ConversationServiceStub(channel)
-    messages = message_service_pb2_grpc.MessageServiceStub(channel)
+    conversations = _stub(conversation_service_pb2_grpc.ConversationServiceStub, channel)
+    messages = _stub(message_service_pb2_grpc.MessageServiceStub, channel)
     prefix = uuid.uuid4().hex[:12]
     made = await _create_conversations(conversations, metadata, prefix, TRACKING_CONVERSATIONS)
     counter = itertools.count()
@@ -148,7 +156,7 @@ async def message_tracking(channel: grpc.aio.Channel, admin_key: str) -> Call:
 async def resolve_inbound(channel: grpc.aio.Channel, admin_key: str) -> Call:
     """ResolveInbound with a new WhatsApp message id per call, round-robin over 50 customers."""
     metadata = await new_tenant(channel, admin_key)
-    stub = integration_service_pb2_grpc.IntegrationServiceStub(channel)
+    stub = _stub(integration_service_pb2_grpc.IntegrationServiceStub, channel)
     prefix = uuid.uuid4().hex[:12]
     counter = itertools.count()
 
@@ -171,7 +179,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "lookup-conversation", "noop-rpc", "cached LookupConversation by WhatsApp id, 100 ids", lookup_conversation
     ),
-    Scenario("message-tracking", "write-x4-rpc", "RecordMessage + 3 UpdateMessageStatus (4 RPCs)", message_tracking),
+    Scenario("message-tracking", "write-x4-rpc", "RecordMessage + 3 UpdateMessageStatus (4 RPCs)", message_tracking, 4),
     Scenario("resolve-inbound", "upsert-rpc", "ResolveInbound, new message id, 50 customers", resolve_inbound),
 )
 
@@ -180,5 +188,5 @@ SCENARIOS: tuple[Scenario, ...] = (
 async def prepared(target: str, admin_key: str) -> AsyncIterator[list[Case]]:
     """Opens a channel to the statemgr server, runs every scenario's setup, and yields the cases."""
     async with grpc.aio.insecure_channel(target) as channel:
-        cases = [Case(s.name, s.floor, s.description, await s.setup(channel, admin_key)) for s in SCENARIOS]
+        cases = [Case(s.name, s.floor, s.description, await s.setup(channel, admin_key), s.rpcs) for s in SCENARIOS]
         yield cases

@@ -1,13 +1,17 @@
 -- Messages of conversations and the history of their delivery statuses.
 -- A message is idempotent per tenant on each provider id (partial unique indexes below).
+-- Times come from clock_timestamp(), as in 0003: a transaction that waited for a lock must not date its row before
+-- the row it waited for, or "the order recorded" would lie.
 -- Status rank (DESIGN.md): pending < sent < failed < delivered < read; an update only moves it up.
 
 CREATE FUNCTION message_status_rank(status text) RETURNS integer
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN array_position(ARRAY['pending', 'sent', 'failed', 'delivered', 'read'], status);
 
+-- No foreign key to tenants where a composite one implies it: each would take a KEY SHARE lock on the tenant's row
+-- in every writing transaction, and all of a tenant's writers would share that one row's lock.
 CREATE TABLE messages (
-    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    tenant_id uuid NOT NULL,
     id uuid NOT NULL,
     conversation_id uuid NOT NULL,
     whatsapp_message_id text,
@@ -23,12 +27,13 @@ CREATE TABLE messages (
     error_code text,
     error_message text,
     retry_count integer NOT NULL DEFAULT 0,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (tenant_id, id),
-    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations (tenant_id, id),
+    -- Retention deletes conversations as the owner; their messages go with them.
+    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations (tenant_id, id) ON DELETE CASCADE,
     CONSTRAINT messages_has_provider_id CHECK (whatsapp_message_id IS NOT NULL OR genesys_message_id IS NOT NULL)
-);
+) WITH (fillfactor = 90);  -- room on each page for the few status updates of a message to stay HOT
 
 CREATE UNIQUE INDEX messages_whatsapp_message_id_key ON messages (tenant_id, whatsapp_message_id)
     WHERE whatsapp_message_id IS NOT NULL;
@@ -38,16 +43,16 @@ CREATE INDEX messages_conversation ON messages (tenant_id, conversation_id, crea
 
 -- One row per report that changed a message (and per retry), for conversation timelines.
 CREATE TABLE message_status_history (
-    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    tenant_id uuid NOT NULL,
     id bigserial NOT NULL,
     message_id uuid NOT NULL,
     conversation_id uuid NOT NULL,
     status text NOT NULL,
     status_changed boolean NOT NULL,
     status_time timestamptz,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (tenant_id, id),
-    FOREIGN KEY (tenant_id, message_id) REFERENCES messages (tenant_id, id)
+    FOREIGN KEY (tenant_id, message_id) REFERENCES messages (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX message_status_history_conversation ON message_status_history (tenant_id, conversation_id, created_at, id);
 

@@ -25,5 +25,6 @@ ALTER TABLE parked_statuses FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON parked_statuses
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
 
-GRANT SELECT, INSERT, DELETE ON parked_statuses TO statemgr_app;
+-- UPDATE only for the row locks of pruning (FOR UPDATE SKIP LOCKED); no query updates a parked report.
+GRANT SELECT, INSERT, UPDATE, DELETE ON parked_statuses TO statemgr_app;
 GRANT USAGE ON SEQUENCE parked_statuses_id_seq TO statemgr_app;

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from statemgr import metrics
+from statemgr.cache import Cache
 from statemgr.config import Settings
+from statemgr.events.runtime import EventRuntime
 from statemgr.store.db import Database
 
 
@@ -14,14 +17,26 @@ class App:
 
     settings: Settings
     db: Database
+    cache: Cache
+    events: EventRuntime
+    metrics: metrics.MetricsServer | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> App:
         db = Database(settings.database_url, settings.db_role, settings.db_pool_min, settings.db_pool_max)
-        return cls(settings=settings, db=db)
+        return cls(settings=settings, db=db, cache=Cache.build(settings), events=EventRuntime(settings, db))
 
     async def start(self) -> None:
         await self.db.open()
+        await self.cache.start()  # never fails: Redis down means every read goes to PostgreSQL
+        await self.events.start()  # never fails: its connections retry in the background
+        if self.settings.metrics_listen:
+            self.metrics = metrics.start(self.settings.metrics_listen, metrics.registry(self.db.pool, self.cache))
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
+        await self.events.stop()
+        await self.cache.stop()
         await self.db.close()

@@ -16,8 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.load()
     logs.configure(settings.log_level)
     if args.command == "serve":
-        from statemgr import server
+        from statemgr import server, workers
 
+        if args.workers > 1:
+            return workers.run(settings, args.workers)
         asyncio.run(server.serve(App.build(settings)))
         return 0
     return asyncio.run(_migrate(settings.database_url, args))
@@ -41,7 +43,8 @@ async def _migrate(url: str, args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="statemgr", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gRPC server (configuration from STATEMGR_* variables)")
+    serve = commands.add_parser("serve", help="run the gRPC server (configuration from STATEMGR_* variables)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the port (default 1)")
     mig = commands.add_parser("migrate", help="apply or revert database migrations")
     actions = mig.add_subparsers(dest="action", required=True)
     up = actions.add_parser("up", help="apply pending migrations")

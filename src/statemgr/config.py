@@ -22,11 +22,37 @@ class Settings:
     admin_key: str = ""
     log_level: str = "info"
     shutdown_grace_seconds: float = 10.0
+    shutdown_drain_seconds: float = 0.0
     auth_cache_seconds: float = 5.0
     max_message_retries: int = 5
     parked_status_ttl_seconds: int = 7 * 24 * 3600
     streaming_enabled: bool = True
     event_retention_seconds: int = 7 * 24 * 3600
+    # Events (statemgr/events): exchange, Subscribe's heartbeats, polling and buffers, the relay, pruning.
+    amqp_exchange: str = "statemgr.events"
+    event_heartbeat_seconds: float = 15.0
+    event_poll_seconds: float = 1.0
+    event_subscriber_buffer: int = 10_000
+    event_relay_batch: int = 500
+    event_prune_interval_seconds: float = 60.0
+    event_leader_poll_seconds: float = 1.0
+    # Cache (docs/caching.md). Redis is an accelerator: each call waits at most redis_timeout_ms for it.
+    redis_timeout_ms: int = 50
+    redis_max_connections: int = 64
+    cache_conversation_ttl_seconds: int = 24 * 3600
+    cache_mapping_ttl_seconds: int = 24 * 3600
+    cache_customer_ttl_seconds: int = 3600
+    cache_negative_ttl_seconds: float = 5.0
+    cache_ttl_jitter: float = 0.1
+    cache_local_max_entries: int = 10_000
+    cache_local_ttl_seconds: float = 3.0
+    cache_breaker_failures: int = 5
+    cache_breaker_open_seconds: float = 2.0
+    cache_pubsub_ping_seconds: float = 0.5
+    cache_generation_ttl_seconds: int = 120
+    cache_warm_max_items: int = 50_000
+    cache_warm_max_seconds: float = 10.0
+    cache_pending_invalidations_max: int = 100_000
 
 
 _INT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "int"}

@@ -11,10 +11,22 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from statemgr.api.auth import Authenticator
+from statemgr.api.conversations import ConversationServicer
+from statemgr.api.customers import CustomerServicer
+from statemgr.api.events import EventServicer
+from statemgr.api.integration import IntegrationServicer
 from statemgr.api.interceptor import ServiceInterceptor
+from statemgr.api.messages import MessageServicer
 from statemgr.api.tenants import TenantServicer
 from statemgr.app import App
-from statemgr.v1 import tenant_service_pb2_grpc
+from statemgr.v1 import (
+    conversation_service_pb2_grpc,
+    customer_service_pb2_grpc,
+    event_service_pb2_grpc,
+    integration_service_pb2_grpc,
+    message_service_pb2_grpc,
+    tenant_service_pb2_grpc,
+)
 
 log = structlog.get_logger("statemgr.server")
 
@@ -25,7 +37,19 @@ def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
     Only services whose every RPC works are registered; a caller of anything else gets UNIMPLEMENTED from gRPC.
     """
     tenant_service_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(app.db), server)
-    return ["statemgr.v1.TenantService"]
+    conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationServicer(app), server)
+    customer_service_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(app), server)
+    message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(app), server)
+    integration_service_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(app), server)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(app.events.dispatcher), server)
+    return [
+        "statemgr.v1.TenantService",
+        "statemgr.v1.ConversationService",
+        "statemgr.v1.CustomerService",
+        "statemgr.v1.MessageService",
+        "statemgr.v1.IntegrationService",
+        "statemgr.v1.EventService",
+    ]
 
 
 class Server:
@@ -38,8 +62,11 @@ class Server:
         self.port = port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, let in-flight calls finish for `grace` seconds, then close the pools."""
+        """Health NOT_SERVING, keep serving for the drain period so load balancers move away, then refuse new
+        calls and let in-flight ones finish for `grace` seconds, then close the pools."""
         await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(self.app.settings.shutdown_drain_seconds if grace is None else 0)
+        self.app.events.close_streams()  # Subscribe streams never end by themselves; clients resume elsewhere
         await self.grpc.stop(self.app.settings.shutdown_grace_seconds if grace is None else grace)
         await self.app.stop()
 

@@ -24,7 +24,7 @@ log = structlog.get_logger("statemgr.rpc")
 
 _UNAUTHENTICATED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 _DEPENDENCY_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
-Handler = grpc.RpcMethodHandler
+Handler = Any  # grpc.RpcMethodHandler: its fields are untyped in grpcio's stubs
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

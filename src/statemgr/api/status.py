@@ -30,7 +30,7 @@ def code_of(exc: errors.StatemgrError) -> int:
     for cls in type(exc).__mro__:
         if cls in _CODES:
             return _CODES[cls]
-    return code_pb2.INTERNAL
+    return int(code_pb2.INTERNAL)
 
 
 def to_status_proto(exc: errors.StatemgrError, request_id: str = "") -> status_pb2.Status:

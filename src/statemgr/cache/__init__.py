@@ -1,0 +1,11 @@
+"""Read-through caching of serialized lookups: an in-process tier, Redis, then PostgreSQL (docs/caching.md).
+
+Servicers use `Cache` (app.cache) with keys from `statemgr.cache.keys`.
+"""
+
+from __future__ import annotations
+
+from statemgr.cache.cache import NEGATIVE, Cache, Loader, WarmItem, WarmReport
+from statemgr.cache.keys import Key, Kind
+
+__all__ = ["NEGATIVE", "Cache", "Key", "Kind", "Loader", "WarmItem", "WarmReport"]

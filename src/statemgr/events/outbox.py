@@ -1,31 +1,31 @@
-"""Writing events in the same transaction as the state change they report (the transactional outbox)."""
+"""Writing events in the same transaction as the state change they report (the transactional outbox).
+
+Ordering. A subscriber's cursor orders the log by (tx_id, seq) (see statemgr.events.cursor). Transaction ids are
+handed out when a transaction first writes, which is not always the order in which writers of one conversation get
+its row lock: a transaction can take its id, then queue behind one that took a later id but locked first. So the
+row's tx_id is this transaction's id raised to the tx_id of the conversation's latest event when that is higher
+(one index probe inside the same INSERT, no extra round trip). A conversation's events then sort in the order its
+writers committed, and the cursor stays gap-free: tx_id is never below the writer's own id, so "tx_id below the
+snapshot's xmin" still implies "written by a transaction that has ended".
+
+That relies on one rule the services keep: append a conversation's event after locking or updating the
+conversation's row, in the same transaction, so the previous writer has committed before this INSERT runs.
+"""
 
 from __future__ import annotations
 
 import uuid
 
-from psycopg.types.json import Jsonb
-
 from statemgr.domain.events import Event
+from statemgr.store import events as store
 from statemgr.store.db import Connection
-
-_INSERT = """
-INSERT INTO events (tenant_id, id, type, conversation_id, payload)
-VALUES (%(tenant_id)s, %(id)s, %(type)s, %(conversation_id)s, %(payload)s)
-"""
 
 
 async def append(conn: Connection, tenant_id: uuid.UUID, event: Event) -> uuid.UUID:
-    """Adds `event` to the log inside the caller's transaction; it becomes visible when that commits."""
+    """Adds `event` to the log inside the caller's transaction; it becomes visible when that commits.
+
+    Call it while holding the row lock of the conversation the event is about (see the module docstring).
+    """
     event_id = uuid.uuid4()
-    await conn.execute(
-        _INSERT,
-        {
-            "tenant_id": tenant_id,
-            "id": event_id,
-            "type": event.type.value,
-            "conversation_id": event.conversation_id,
-            "payload": Jsonb(event.payload()),
-        },
-    )
+    await store.append(conn, tenant_id, event_id, event.type.value, event.conversation_id, event.payload())
     return event_id

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
+
+import psycopg
 
 from statemgr.domain.tenants import ApiKey, RetentionPolicy, Tenant
 from statemgr.store import queries
@@ -57,8 +60,8 @@ async def update_retention(conn: Connection, changes: dict[str, dt.timedelta]) -
     return RetentionPolicy(**row) if row else None
 
 
-async def _one(cur: object) -> dict[str, object]:
-    row = await cur.fetchone()  # type: ignore[attr-defined]
+async def _one(cur: psycopg.AsyncCursor[dict[str, Any]]) -> dict[str, Any]:
+    row = await cur.fetchone()
     if row is None:
         raise LookupError("the statement returned no row")
-    return dict(row)
+    return row

@@ -1,0 +1,345 @@
+"""The read-through cache the servicers use: an in-process tier, then Redis, then the caller's loader.
+
+    value = await cache.get_or_load(keys.conversation_by_whatsapp(tenant_id, wa_id), load)   # bytes | None
+    await cache.invalidate(tenant_id, keys.conversation_keys(tenant_id, conv_id, wa_id, [genesys_id]))
+
+Values are bytes (serialized protobuf; the caller serializes). A loader answers None for "not found"; that answer
+is cached too, for `negative_ttl` seconds, so writes that create an entity must invalidate its keys as well.
+Redis is an accelerator: when it is off, slow or down, every call still answers from the loader, after at most
+`redis_timeout` of waiting. docs/caching.md explains the design; the modules beside this one each hold one part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Final, TypeVar
+
+import structlog
+
+from statemgr.cache import invalidation, keys
+from statemgr.cache.breaker import CircuitBreaker, State
+from statemgr.cache.keys import Key
+from statemgr.cache.local import MISS, LocalTier
+from statemgr.cache.options import CacheOptions
+from statemgr.cache.pending import PendingInvalidations
+from statemgr.cache.redis_tier import RedisTier
+from statemgr.cache.singleflight import Flight, SingleFlight
+from statemgr.cache.stats import CacheStats
+from statemgr.config import Settings
+
+log = structlog.get_logger("statemgr.cache")
+
+T = TypeVar("T")
+Loader = Callable[[], Awaitable[bytes | None]]
+WarmItem = tuple[Key, bytes, float]
+"""(key, value, TTL in seconds) for `Cache.warm`."""
+
+NEGATIVE: Final = b"\x00"
+"""How Redis holds a cached "not found". No serialized protobuf message starts with a 0 byte (field 0 is invalid),
+so no real value can be mistaken for it; a loader that returns exactly this is refused."""
+
+_INVALIDATE_CHUNK = 500  # keys per Lua call: keeps each script short on the Redis server
+_WARM_BATCH = 200
+_WARM_FLUSH_SECONDS = 0.05
+_REPLAY_INTERVAL = 0.25
+
+
+@dataclasses.dataclass
+class WarmReport:
+    """What one warm-up did. `stopped`: exhausted | max_items | deadline | redis_unavailable | source_failed."""
+
+    stored: int = 0
+    skipped: int = 0  # already cached, or invalidated lately (the row may be older than the write)
+    stopped: str = "exhausted"
+    seconds: float = 0.0
+
+
+class Cache:
+    """One per server process; built without I/O, `start`ed and `stop`ped by the App."""
+
+    def __init__(self, options: CacheOptions) -> None:
+        self.options = options
+        self.stats = CacheStats()
+        self.origin = uuid.uuid4().hex
+        self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_open_seconds)
+        self.redis = RedisTier(
+            options.redis_url, options.redis_timeout, options.redis_max_connections, self.breaker, self.stats
+        )
+        self._local = LocalTier(options.local_max_entries, options.local_ttl)
+        self._local_negative_ttl = min(options.local_ttl, options.negative_ttl)
+        self._flights = SingleFlight()
+        self._pending = PendingInvalidations(options.pending_invalidations_max)
+        self._ttl = dict(options.ttl)
+        self._local_live = False  # the local tier is consulted only while invalidations can reach this process
+        self._subscriber: invalidation.Subscriber | None = None
+        if self.redis.enabled and options.local_max_entries > 0:
+            self._subscriber = invalidation.Subscriber(
+                options.redis_url, self.origin, options.pubsub_ping_seconds, self._forget, self._on_pubsub_live
+            )
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def build(cls, settings: Settings) -> Cache:
+        return cls(CacheOptions.from_settings(settings))
+
+    async def start(self) -> None:
+        """Starts the pub/sub listener and the replay of deferred invalidations. Never fails: Redis may be down."""
+        self.redis.open()
+        if self._subscriber is not None:
+            self._subscriber.start()
+        if self.redis.enabled:
+            self._spawn(self._replay_pending())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._subscriber is not None:
+            await self._subscriber.stop()
+        await self._flights.cancel_all()
+        await self.redis.close()
+        if self._pending:
+            log.warning("cache_invalidations_abandoned", keys=len(self._pending))
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+
+    async def get_or_load(self, key: Key, loader: Loader, *, ttl: float | None = None) -> bytes | None:
+        """The cached value of `key`, else `await loader()` (bytes, or None for "not found"), stored for later.
+
+        `ttl` (seconds) overrides the kind's TTL for a value just loaded. Concurrent misses of one key in this
+        process share one load. Exceptions from the loader reach every caller waiting on it; nothing is stored.
+        """
+        stats = self.stats.by_kind[key.kind]
+        if self._local_live:
+            value = self._local.get(key.text)
+            if value is not MISS:
+                stats.local_hits += 1
+                return value  # type: ignore[return-value]  # MISS excluded just above
+            stats.local_misses += 1
+        task = self._flights.running(key.text)
+        if task is None:
+            task = self._flights.start(key.text, lambda flight: self._fill(flight, key, loader, ttl))
+        return await asyncio.shield(task)
+
+    async def _fill(self, flight: Flight, key: Key, loader: Loader, ttl: float | None) -> bytes | None:
+        try:
+            return await self._read_through(flight, key, loader, ttl)
+        finally:
+            self._flights.finish(key.text, flight)
+
+    async def _read_through(self, flight: Flight, key: Key, loader: Loader, ttl: float | None) -> bytes | None:
+        stats = self.stats.by_kind[key.kind]
+        started = time.monotonic()
+        fetched = await self.redis.fetch(key.text)
+        if fetched is None:
+            stats.redis_skipped += 1
+        elif fetched[0] is not None:
+            stats.redis_hits += 1
+            value = None if fetched[0] == NEGATIVE else fetched[0]
+            self._keep_locally(flight, key.text, value)
+            return value
+        else:
+            stats.redis_misses += 1
+        value = await loader()
+        stats.loads += 1
+        if value == NEGATIVE:
+            raise ValueError("a cache loader returned the reserved 'not found' marker b'\\x00'")
+        if fetched is not None and not flight.stale:
+            await self._store(flight, key, fetched[1], value, ttl, started)
+        self._keep_locally(flight, key.text, value)
+        return value
+
+    async def _store(
+        self, flight: Flight, key: Key, generation: bytes | None, value: bytes | None, ttl: float | None, since: float
+    ) -> None:
+        if time.monotonic() - since > self.options.max_load_seconds:
+            flight.stale = True  # the generation read may have expired and been recreated meanwhile
+            return
+        if value is None:
+            if self.options.negative_ttl <= 0:
+                return
+            payload, lifetime = NEGATIVE, self.options.negative_ttl
+        else:
+            payload, lifetime = value, self._ttl[key.kind] if ttl is None else ttl
+        stored = await self.redis.store(key.text, generation, payload, self._jittered_ms(lifetime))
+        if stored is False:  # invalidated since our read: what we loaded may predate the write
+            self.stats.stale_sets_refused += 1
+            flight.stale = True
+
+    def _keep_locally(self, flight: Flight, text: str, value: bytes | None) -> None:
+        if not self._local_live or flight.stale:
+            return
+        if value is not None:
+            self._local.put(text, value)
+        elif self._local_negative_ttl > 0:
+            self._local.put(text, None, self._local_negative_ttl)
+
+    def _jittered_ms(self, seconds: float) -> int:
+        return int(seconds * 1000 * (1 - self.options.jitter * random.random()))
+
+    # -- writes ---------------------------------------------------------------------------------------------------
+
+    async def invalidate(self, tenant_id: uuid.UUID, keys_: Iterable[Key]) -> None:
+        """Forgets `keys_` (all of `tenant_id`) here, in Redis and in every other process. Call after the commit.
+
+        Waits at most the Redis timeout; if Redis cannot take it now, the invalidation is kept and replayed when
+        Redis is back. Never raises for Redis trouble, and a cancelled caller (a cancelled RPC) does not stop it.
+        """
+        prefix = keys.tenant_prefix(tenant_id)
+        texts = [key.text for key in keys_]
+        if not texts:
+            return
+        if not all(text.startswith(prefix) for text in texts):
+            raise ValueError("invalidate: every key must belong to the tenant named")
+        self.stats.invalidations += len(texts)
+        self._forget(texts)
+        if self.redis.enabled:
+            await asyncio.shield(self._spawn(self._invalidate_everywhere(prefix, texts)))
+
+    async def _invalidate_everywhere(self, prefix: str, texts: list[str]) -> None:
+        for start in range(0, len(texts), _INVALIDATE_CHUNK):
+            if not await self._invalidate_in_redis(texts[start : start + _INVALIDATE_CHUNK]):
+                self._defer(prefix, texts[start:])
+                break
+        self._forget(texts)  # again: a reader here may have refilled the local tier from Redis meanwhile
+
+    async def _invalidate_in_redis(self, texts: list[str]) -> bool:
+        message = invalidation.encode(self.origin, texts)
+        return await self.redis.invalidate(texts, int(self.options.generation_ttl * 1000), message)
+
+    def _forget(self, texts: list[str]) -> None:
+        """Drops `texts` from the local tier and detaches their loads in progress (called for others' messages too)."""
+        self._local.delete(texts)
+        self._flights.forget(texts)
+
+    def _defer(self, prefix: str, texts: list[str]) -> None:
+        dropped = self._pending.add(prefix, texts)
+        if dropped:
+            self.stats.invalidations_dropped += dropped
+            log.error("cache_invalidations_dropped", keys=dropped, pending=len(self._pending))
+
+    async def _replay_pending(self) -> None:
+        while True:
+            await asyncio.sleep(_REPLAY_INTERVAL)
+            if self._pending and self.breaker.state is not State.OPEN:
+                await self._replay_once()
+
+    async def _replay_once(self) -> None:
+        batches = self._pending.snapshot()
+        for prefix, texts in batches:
+            for start in range(0, len(texts), _INVALIDATE_CHUNK):
+                chunk = texts[start : start + _INVALIDATE_CHUNK]
+                if not await self._invalidate_in_redis(chunk):
+                    return
+                self._pending.done(prefix, chunk)
+                self._forget(chunk)
+        log.info("cache_invalidations_replayed", tenants=len(batches))
+
+    # -- the pub/sub link -----------------------------------------------------------------------------------------
+
+    def _on_pubsub_live(self, live: bool) -> None:
+        # Both edges flush: going down, nothing would tell us about writes; coming back, we may have missed some.
+        self._local_live = live
+        self._local.flush()
+        self._flights.forget_all()
+        self.stats.local_flushes += 1
+        log.info("cache_local_tier", live=live)
+
+    # -- warm-up --------------------------------------------------------------------------------------------------
+
+    def start_warming(self, items: AsyncIterable[WarmItem]) -> asyncio.Task[WarmReport]:
+        """Runs `warm(items)` in the background (readiness never waits for it); stopped with the cache."""
+        return self._spawn(self.warm(items))
+
+    async def warm(self, items: AsyncIterable[WarmItem]) -> WarmReport:
+        """Stores `items` in Redis where nothing is cached and nothing was invalidated lately.
+
+        Bounded: at most `warm_max_items` items and `warm_max_seconds` seconds; stops at the first Redis failure.
+        Never raises (a failing source is logged and ends the warm-up).
+        """
+        report = WarmReport()
+        started = time.monotonic()
+        iterator = aiter(items)
+        try:
+            async with asyncio.timeout(min(self.options.warm_max_seconds, self.options.max_load_seconds)):
+                report.stopped = await self._warm_from(iterator, report)
+        except TimeoutError:
+            report.stopped = "deadline"
+        except Exception:
+            log.exception("cache_warm_source_failed")
+            report.stopped = "source_failed"
+        finally:
+            await _close(iterator)
+        report.seconds = time.monotonic() - started
+        self.stats.warmed += report.stored
+        log.info("cache_warmed", stored=report.stored, skipped=report.skipped, stopped=report.stopped)
+        return report
+
+    async def _warm_from(self, iterator: AsyncIterator[WarmItem], report: WarmReport) -> str:
+        if not self.redis.enabled:
+            return "redis_unavailable"
+        limit = self.options.warm_max_items
+        batch: list[tuple[str, bytes, int]] = []
+        flush_at = time.monotonic() + _WARM_FLUSH_SECONDS
+        try:
+            async for key, value, ttl in iterator:
+                batch.append((key.text, value, self._jittered_ms(ttl)))
+                full = len(batch) >= _WARM_BATCH or report.stored + report.skipped + len(batch) >= limit
+                if not full and time.monotonic() < flush_at:  # a slow source still gets rows stored as they come
+                    continue
+                flush_at = time.monotonic() + _WARM_FLUSH_SECONDS
+                if not await self._warm_batch(batch, report):
+                    return "redis_unavailable"
+                batch = []
+                if report.stored + report.skipped >= limit:
+                    return "max_items"
+        except Exception:
+            if batch:
+                await self._warm_batch(batch, report)  # what the source yielded before failing is still good
+            raise
+        if batch and not await self._warm_batch(batch, report):
+            return "redis_unavailable"
+        return "exhausted"
+
+    async def _warm_batch(self, batch: list[tuple[str, bytes, int]], report: WarmReport) -> bool:
+        results = await self.redis.warm(batch)
+        if results is None:
+            return False
+        stored = sum(results)
+        report.stored += stored
+        report.skipped += len(results) - stored
+        return True
+
+    # -- state, for metrics and tests -----------------------------------------------------------------------------
+
+    @property
+    def local_live(self) -> bool:
+        """Whether the in-process tier is in use (pub/sub subscribed and answering)."""
+        return self._local_live
+
+    @property
+    def local_entries(self) -> int:
+        return len(self._local)
+
+    @property
+    def pending_invalidations(self) -> int:
+        return len(self._pending)
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+async def _close(iterator: AsyncIterator[WarmItem]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()

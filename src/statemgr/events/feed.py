@@ -1,0 +1,195 @@
+"""One tenant's live feed: a single reader of the tenant's log that fans events out to every subscriber of it.
+
+However many subscribers a tenant has on this process, each wake-up (a notification, a poll tick) costs one read
+of the tenant's log, not one per subscriber. Each subscriber has a bounded buffer; one that cannot keep up is
+failed with RESOURCE_EXHAUSTED (it resumes from its last cursor and replays from the log, losing nothing) rather
+than growing without bound or slowing the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import structlog
+
+from statemgr.domain.errors import OutOfRange, ResourceExhausted, StatemgrError
+from statemgr.events import log as event_log
+from statemgr.events import metrics
+from statemgr.events.cursor import Position
+from statemgr.store.db import Database
+from statemgr.store.events import StoredEvent
+
+_log = structlog.get_logger("statemgr.events.feed")
+
+_HELD_FIRST_RETRY = 0.02  # seconds; doubled while events wait behind an older transaction
+
+
+@dataclasses.dataclass(slots=True)
+class Delivery:
+    """An event on its way to subscribers; `rendered` holds the api layer's wire form, built once and shared."""
+
+    event: StoredEvent
+    rendered: Any = None
+
+
+class Subscriber:
+    """A subscriber's buffer of live events, fed by its tenant's feed."""
+
+    def __init__(self, wanted: event_log.Filter, capacity: int) -> None:
+        self.wanted = wanted
+        self.capacity = capacity
+        self.skip_until = Position(0, 0)
+        self.reached = Position(0, 0)
+        self.error: StatemgrError | None = None
+        self._items: collections.deque[Delivery] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def offer(self, delivery: Delivery) -> bool:
+        """Buffers the delivery if wanted; False once the subscriber has failed (it then leaves the feed)."""
+        if delivery.event.position <= self.skip_until or not self.wanted.matches(delivery.event):
+            return self.error is None
+        if len(self._items) >= self.capacity:
+            metrics.SUBSCRIBER_OVERFLOWS.inc()
+            self.fail(
+                ResourceExhausted(
+                    f"the subscriber fell more than {self.capacity} events behind; resume with the last cursor"
+                )
+            )
+            return False
+        self._items.append(delivery)
+        self._ready.set()
+        return True
+
+    def fail(self, error: StatemgrError) -> None:
+        self.error = self.error or error
+        self._ready.set()
+
+    async def next(self, wait_seconds: float) -> Delivery | None:
+        """The next buffered event, None after `wait_seconds` without one; raises the error the feed set."""
+        while not self._items and self.error is None:
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), wait_seconds)
+            except TimeoutError:
+                return None
+        if self.error is not None:
+            raise self.error
+        return self._items.popleft()
+
+
+class TenantFeed:
+    """Reads one tenant's log from `position` on, whenever woken or every `poll_seconds`, and fans out."""
+
+    def __init__(self, db: Database, tenant_id: uuid.UUID, position: Position, poll_seconds: float) -> None:
+        self.db = db
+        self.tenant_id = tenant_id
+        self.position = position
+        self._poll = poll_seconds
+        self._wide: set[Subscriber] = set()
+        self._rooms: dict[uuid.UUID, set[Subscriber]] = collections.defaultdict(set)
+        self._all: set[Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self._all
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"event-feed-{self.tenant_id}")
+
+    def stop(self) -> None:
+        """Asks the feed to end at its next wait (not cancelled mid-query, so its pool connection stays clean)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def wait_stopped(self) -> None:
+        if self._task is not None:
+            await asyncio.wait({self._task})
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def attach(self, subscriber: Subscriber, after: Position) -> Position:
+        """Adds the subscriber; it will get every wanted event after max(after, the returned position)."""
+        subscriber.skip_until = after
+        subscriber.reached = max(after, self.position)
+        self._all.add(subscriber)
+        for room in subscriber.wanted.conversation_ids or (None,):
+            (self._wide if room is None else self._rooms[room]).add(subscriber)
+        self._wake.set()
+        return self.position
+
+    def detach(self, subscriber: Subscriber) -> None:
+        self._all.discard(subscriber)
+        self._wide.discard(subscriber)
+        for room in subscriber.wanted.conversation_ids:
+            members = self._rooms.get(room)
+            if members is not None:
+                members.discard(subscriber)
+                if not members:
+                    del self._rooms[room]
+
+    async def _run(self) -> None:
+        retry: float | None = None
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._wake.wait(), retry or self._poll)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._stopping:
+                return
+            retry = await self._catch_up(retry)
+
+    async def _catch_up(self, retry: float | None) -> float | None:
+        """Reads until caught up; returns how soon to read again (None: at the next wake-up or poll)."""
+        try:
+            held = await self._drain()
+        except OutOfRange as exc:
+            self.fail_all(exc)
+            return None
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            _log.warning("event_feed_read_failed", tenant_id=str(self.tenant_id), error=str(exc))
+            return self._poll
+        if not held:
+            return None
+        return min(self._poll, retry * 2 if retry else _HELD_FIRST_RETRY)
+
+    async def _drain(self) -> bool:
+        while True:
+            page = await event_log.read(self.db, self.tenant_id, self.position)
+            self._deliver(page)
+            if page.caught_up or self._stopping:
+                return page.held
+
+    def _deliver(self, page: event_log.Page) -> None:
+        failed: list[Subscriber] = []
+        for event in page.events:
+            delivery = Delivery(event)
+            failed.extend(s for s in self._targets(event) if not s.offer(delivery))
+            for subscriber in failed:
+                self.detach(subscriber)
+            failed.clear()
+        self.position = page.position
+        for subscriber in self._all:
+            subscriber.reached = page.position
+
+    def _targets(self, event: StoredEvent) -> Iterable[Subscriber]:
+        room = self._rooms.get(event.conversation_id) if event.conversation_id is not None else None
+        if not room:
+            return list(self._wide)
+        return [*self._wide, *room]
+
+    def fail_all(self, error: StatemgrError) -> None:
+        for subscriber in list(self._all):
+            subscriber.fail(error)
+            self.detach(subscriber)

@@ -1,0 +1,114 @@
+-- The event log (outbox). Readers and the relay; statemgr/events/cursor.py explains the (tx_id, seq) order.
+
+-- name: append
+-- tx_id is this transaction's id, raised to the latest tx_id of the same conversation when that is higher: see
+-- statemgr/events/outbox.py. greatest() ignores the NULL of "no earlier event" (and of events without a conversation).
+INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
+VALUES (
+    %(tenant_id)s, %(id)s, %(type)s, %(conversation_id)s, %(payload)s,
+    greatest(
+        pg_current_xact_id(),
+        (SELECT e.tx_id FROM events e
+         WHERE e.tenant_id = %(tenant_id)s AND e.conversation_id = %(conversation_id)s
+         ORDER BY e.tx_id DESC LIMIT 1)
+    )
+)
+
+-- name: read_tenant
+-- One page of a tenant's log after a position (and up to a bound), with the snapshot's horizon and the tenant's
+-- prune floor, all from one statement so they agree. Rows at or above the horizon come back with ready = false:
+-- they sort after every ready row, and tell the reader that more is committed but not yet deliverable.
+SELECT h.xmin::text AS horizon, f.tx_id::text AS floor_tx, f.seq AS floor_seq,
+       e.tx_id::text AS tx_id, e.seq, e.id, e.type, e.conversation_id, e.payload, e.created_at,
+       e.tx_id < h.xmin AS ready
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS h
+LEFT JOIN event_log_floors f ON f.tenant_id = %(tenant_id)s
+LEFT JOIN LATERAL (
+    SELECT * FROM events
+    WHERE tenant_id = %(tenant_id)s
+      AND (tx_id, seq) > (%(after_tx)s::xid8, %(after_seq)s)
+      AND (tx_id, seq) <= (%(upto_tx)s::xid8, %(upto_seq)s)
+      AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
+    ORDER BY tx_id, seq
+    LIMIT %(limit)s
+) AS e ON true
+ORDER BY e.tx_id, e.seq
+
+-- name: read_rooms
+-- As read_tenant, for the events of a few conversations.
+SELECT h.xmin::text AS horizon, f.tx_id::text AS floor_tx, f.seq AS floor_seq,
+       e.tx_id::text AS tx_id, e.seq, e.id, e.type, e.conversation_id, e.payload, e.created_at,
+       e.tx_id < h.xmin AS ready
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS h
+LEFT JOIN event_log_floors f ON f.tenant_id = %(tenant_id)s
+LEFT JOIN LATERAL (
+    SELECT * FROM events
+    WHERE tenant_id = %(tenant_id)s
+      AND conversation_id = ANY(%(conversation_ids)s::uuid[])
+      AND (tx_id, seq) > (%(after_tx)s::xid8, %(after_seq)s)
+      AND (tx_id, seq) <= (%(upto_tx)s::xid8, %(upto_seq)s)
+      AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
+    ORDER BY tx_id, seq
+    LIMIT %(limit)s
+) AS e ON true
+ORDER BY e.tx_id, e.seq
+
+-- name: horizon
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon
+
+-- name: unpublished
+-- The relay's next batch, every tenant (relay role). In seq order: a conversation's events get their seq while the
+-- writer holds the conversation's row lock, so seq order is that conversation's commit order.
+SELECT tenant_id, tx_id::text AS tx_id, seq, id, type, conversation_id, payload, created_at
+FROM events
+WHERE published_at IS NULL AND unroutable_at IS NULL
+ORDER BY seq
+LIMIT %(limit)s
+
+-- name: mark_published
+UPDATE events SET published_at = now()
+WHERE seq = ANY(%(seqs)s::bigint[]) AND published_at IS NULL AND unroutable_at IS NULL
+
+-- name: mark_unroutable
+UPDATE events SET unroutable_at = now()
+WHERE seq = ANY(%(seqs)s::bigint[]) AND published_at IS NULL AND unroutable_at IS NULL
+
+-- name: backlog
+SELECT count(*) AS events, extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+FROM events
+WHERE published_at IS NULL AND unroutable_at IS NULL
+
+-- name: retention_periods
+-- Each tenant's event retention, capped by the operator's global period (relay role).
+SELECT id AS tenant_id, least(event_retention, make_interval(secs => %(cap_seconds)s)) AS retention
+FROM tenants
+
+-- name: prune_tenant
+-- Deletes the longest prefix (in cursor order, at most `batch` rows) of a tenant's log that is old enough, and
+-- raises the tenant's floor to its last position, in one statement. Old enough: published (or found unroutable)
+-- longer ago than the retention period; with no relay configured, created that long ago. Only rows below the horizon are candidates, so
+-- no transaction still running can later add a row behind the floor.
+WITH horizon AS (
+    SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
+), head AS (
+    SELECT e.tenant_id, e.seq, e.tx_id,
+           e.tx_id < horizon.xmin
+           AND CASE WHEN %(require_published)s THEN coalesce(e.published_at, e.unroutable_at) < now() - %(retention)s::interval
+                    ELSE e.created_at < now() - %(retention)s::interval END AS old
+    FROM events e, horizon
+    WHERE e.tenant_id = %(tenant_id)s
+    ORDER BY e.tx_id, e.seq
+    LIMIT %(batch)s
+), prefix AS (
+    SELECT tenant_id, seq, tx_id, bool_and(coalesce(old, false)) OVER (ORDER BY tx_id, seq) AS prunable FROM head
+), deleted AS (
+    DELETE FROM events e USING prefix p
+    WHERE p.prunable AND e.tenant_id = p.tenant_id AND e.seq = p.seq
+    RETURNING e.tx_id, e.seq
+), floor AS (
+    INSERT INTO event_log_floors AS f (tenant_id, tx_id, seq, pruned_at)
+    SELECT %(tenant_id)s, tx_id, seq, now() FROM deleted ORDER BY tx_id DESC, seq DESC LIMIT 1
+    ON CONFLICT (tenant_id) DO UPDATE SET tx_id = EXCLUDED.tx_id, seq = EXCLUDED.seq, pruned_at = EXCLUDED.pruned_at
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM deleted) AS deleted, (SELECT count(*) FROM floor) AS floors

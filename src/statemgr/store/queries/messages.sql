@@ -1,0 +1,169 @@
+-- Messages. Every query names the tenant explicitly as well as through row-level security (as conversations.sql).
+
+-- name: lock_key
+-- Serialises everything about one provider message id in this tenant until commit: recording it, attaching it to a
+-- message, and parking a status for it. Without it a status parked while the message is being recorded would wait
+-- for a record that already happened.
+SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 0))
+
+-- name: find_by_keys
+SELECT * FROM messages
+WHERE tenant_id = %(tenant_id)s
+  AND (whatsapp_message_id = %(whatsapp_message_id)s OR genesys_message_id = %(genesys_message_id)s)
+
+-- name: insert_message
+INSERT INTO messages (
+    tenant_id, id, conversation_id, whatsapp_message_id, genesys_message_id, direction, status, content, media_urls,
+    sent_at
+)
+VALUES (
+    %(tenant_id)s, %(id)s, %(conversation_id)s, %(whatsapp_message_id)s, %(genesys_message_id)s, %(direction)s,
+    %(status)s, %(content)s, %(media_urls)s, %(sent_at)s
+)
+RETURNING *
+
+-- name: get_message
+SELECT * FROM messages WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+
+-- name: list_messages
+SELECT * FROM messages
+WHERE tenant_id = %(tenant_id)s AND conversation_id = %(conversation_id)s
+  AND (%(after_id)s::uuid IS NULL OR (created_at, id) > (%(after_time)s::timestamptz, %(after_id)s::uuid))
+ORDER BY created_at, id
+LIMIT %(limit)s
+
+-- name: last_messages
+-- The last `limit` messages of a conversation, oldest first.
+SELECT * FROM (
+    SELECT * FROM messages
+    WHERE tenant_id = %(tenant_id)s AND conversation_id = %(conversation_id)s
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(limit)s
+) AS last
+ORDER BY created_at, id
+
+-- name: apply_status
+-- One provider report, in one statement so concurrent reports for a message serialise on its row lock and none is
+-- lost. `target` locks the row and reads its latest version; `merged` computes the delivery after the report
+-- (statemgr.domain.messages.merge is the same rule); `updated` writes only when that differs; `history` keeps the
+-- change. The result is the message with `changed` and `old_status`; no row when the message is not recorded.
+WITH target AS (
+    SELECT *, message_status_rank(%(status)s::text) > message_status_rank(status) AS moves_up
+    FROM messages
+    WHERE tenant_id = %(tenant_id)s
+      AND (whatsapp_message_id = %(whatsapp_message_id)s OR genesys_message_id = %(genesys_message_id)s)
+    FOR UPDATE
+), merged AS (
+    SELECT
+        t.tenant_id, t.id, t.status AS old_status,
+        CASE WHEN t.moves_up THEN %(status)s::text ELSE t.status END AS status,
+        CASE WHEN %(status)s::text = 'sent' AND (t.moves_up OR t.sent_at IS NULL)
+            THEN %(time)s::timestamptz ELSE t.sent_at END AS sent_at,
+        CASE WHEN %(status)s::text = 'delivered' AND (t.moves_up OR t.delivered_at IS NULL)
+            THEN %(time)s::timestamptz ELSE t.delivered_at END AS delivered_at,
+        CASE WHEN %(status)s::text = 'read' AND (t.moves_up OR t.read_at IS NULL)
+            THEN %(time)s::timestamptz ELSE t.read_at END AS read_at,
+        CASE WHEN %(status)s::text = 'failed' AND (t.moves_up OR t.failed_at IS NULL)
+            THEN %(time)s::timestamptz ELSE t.failed_at END AS failed_at,
+        CASE WHEN %(status)s::text <> 'failed' THEN t.error_code
+            WHEN t.moves_up THEN coalesce(nullif(%(error_code)s::text, ''), t.error_code)
+            ELSE coalesce(t.error_code, nullif(%(error_code)s::text, '')) END AS error_code,
+        CASE WHEN %(status)s::text <> 'failed' THEN t.error_message
+            WHEN t.moves_up THEN coalesce(nullif(%(error_message)s::text, ''), t.error_message)
+            ELSE coalesce(t.error_message, nullif(%(error_message)s::text, '')) END AS error_message
+    FROM target AS t
+), updated AS (
+    UPDATE messages AS m SET
+        status = n.status, sent_at = n.sent_at, delivered_at = n.delivered_at, read_at = n.read_at,
+        failed_at = n.failed_at, error_code = n.error_code, error_message = n.error_message,
+        updated_at = clock_timestamp()
+    FROM merged AS n
+    WHERE m.tenant_id = n.tenant_id AND m.id = n.id
+      AND (m.status, m.sent_at, m.delivered_at, m.read_at, m.failed_at, m.error_code, m.error_message)
+          IS DISTINCT FROM (n.status, n.sent_at, n.delivered_at, n.read_at, n.failed_at, n.error_code, n.error_message)
+    RETURNING m.*, n.old_status
+), history AS (
+    INSERT INTO message_status_history (tenant_id, message_id, conversation_id, status, status_changed, status_time)
+    SELECT tenant_id, id, conversation_id, %(status)s::text, status <> old_status, %(time)s::timestamptz
+    FROM updated
+)
+SELECT *, true AS changed FROM updated
+UNION ALL
+SELECT
+    tenant_id, id, conversation_id, whatsapp_message_id, genesys_message_id, direction, status, content, media_urls,
+    sent_at, delivered_at, read_at, failed_at, error_code, error_message, retry_count, created_at, updated_at,
+    status AS old_status, false AS changed
+FROM target
+WHERE NOT EXISTS (SELECT FROM updated)
+
+-- name: park_status
+-- Parks a report for a message not recorded yet (see take_parked); it expires after ttl_seconds.
+INSERT INTO parked_statuses (
+    tenant_id, whatsapp_message_id, genesys_message_id, status, status_time, error_code, error_message, expires_at
+)
+VALUES (
+    %(tenant_id)s, %(whatsapp_message_id)s, %(genesys_message_id)s, %(status)s, %(time)s, %(error_code)s,
+    %(error_message)s, now() + make_interval(secs => %(ttl_seconds)s)
+)
+
+-- name: take_parked
+-- Removes the reports parked for a message's ids; the caller applies the unexpired ones (oldest report first).
+WITH taken AS (
+    DELETE FROM parked_statuses
+    WHERE tenant_id = %(tenant_id)s
+      AND (whatsapp_message_id = %(whatsapp_message_id)s OR genesys_message_id = %(genesys_message_id)s)
+    RETURNING *
+)
+SELECT *, expires_at <= now() AS expired FROM taken ORDER BY status_time, id
+
+-- name: prune_parked
+-- Deletes a bounded batch of the tenant's expired parked reports (skipping any another pruner holds).
+WITH expired AS (
+    DELETE FROM parked_statuses
+    WHERE tenant_id = %(tenant_id)s AND id IN (
+        SELECT id FROM parked_statuses
+        WHERE tenant_id = %(tenant_id)s AND expires_at <= now()
+        ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    )
+    RETURNING 1
+)
+SELECT count(*) AS expired FROM expired
+
+-- name: count_parked
+SELECT count(*) FILTER (WHERE expires_at > now()) AS waiting, count(*) FILTER (WHERE expires_at <= now()) AS expired
+FROM parked_statuses WHERE tenant_id = %(tenant_id)s
+
+-- name: retry_message
+-- FAILED -> PENDING, counting the attempt, while under the limit; no row otherwise (read the message to say why).
+WITH updated AS (
+    UPDATE messages SET status = 'pending', retry_count = retry_count + 1, updated_at = clock_timestamp()
+    WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'failed' AND retry_count < %(max_retries)s
+    RETURNING *
+), history AS (
+    INSERT INTO message_status_history (tenant_id, message_id, conversation_id, status, status_changed, status_time)
+    SELECT tenant_id, id, conversation_id, 'pending', true, updated_at FROM updated
+)
+SELECT * FROM updated
+
+-- name: set_provider_id
+-- Attaches a provider id that the message does not have yet (no row when it has one already).
+UPDATE messages SET
+    whatsapp_message_id = coalesce(whatsapp_message_id, %(whatsapp_message_id)s),
+    genesys_message_id = coalesce(genesys_message_id, %(genesys_message_id)s),
+    updated_at = clock_timestamp()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+  AND ((%(whatsapp_message_id)s::text IS NOT NULL AND whatsapp_message_id IS NULL)
+    OR (%(genesys_message_id)s::text IS NOT NULL AND genesys_message_id IS NULL))
+RETURNING *
+
+-- name: touch_conversation
+-- A new message is activity; an inbound one (re)opens the 24-hour reply window, never moving its end backwards.
+-- Returns the conversation; no row when it is missing or closed.
+UPDATE conversations SET
+    last_activity = greatest(last_activity, %(time)s::timestamptz),
+    window_expires_at = CASE WHEN %(inbound)s::boolean
+        THEN greatest(window_expires_at, %(time)s::timestamptz + interval '24 hours')
+        ELSE window_expires_at END,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND id = %(conversation_id)s AND state <> 'closed'
+RETURNING *

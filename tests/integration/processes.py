@@ -1,0 +1,84 @@
+"""Running `statemgr serve` as a real subprocess, for tests of signals, workers and several servers on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServeProcess:
+    """`python -m statemgr.cli serve` with the given STATEMGR_* settings, on 127.0.0.1:<port>."""
+
+    def __init__(self, env: Mapping[str, str], args: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, "STATEMGR_LISTEN": f"127.0.0.1:{self.port}", "STATEMGR_METRICS_LISTEN": "", **env}
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a pipe nobody reads fills up and blocks the server's log writes.
+        self._log = tempfile.TemporaryFile()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 20.0) -> None:
+        command = [sys.executable, "-m", "statemgr.cli", "serve", *self.args]
+        self.proc = subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL, stderr=self._log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"statemgr serve exited: {self.stderr()}")
+            if await self.health() == health_pb2.HealthCheckResponse.SERVING:
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError("statemgr serve did not become SERVING")
+
+    async def health(self) -> int | None:
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+            except grpc.aio.AioRpcError:
+                return None
+            return int(reply.status)
+
+    def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.proc.poll() is None:
+            raise TimeoutError(f"statemgr serve still running after {timeout} s")
+        return int(self.proc.returncode)
+
+    def stderr(self) -> str:
+        """The last lines the server logged."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._log.close()

@@ -1,0 +1,167 @@
+"""IntegrationService end to end: the transformers' one-call resolutions, including their races."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from statemgr.v1 import conversation_pb2 as cpb
+from statemgr.v1 import conversation_service_pb2 as cs
+from statemgr.v1 import customer_service_pb2 as cus
+from statemgr.v1 import integration_service_pb2 as ins
+from statemgr.v1 import message_pb2 as pb
+from tests.integration.conftest import Client, Clients
+from tests.integration.errors import expect
+from tests.integration.test_conversations import CLOSED, create, move
+from tests.integration.test_customers import SyncConn, inbound, new_wa_id, rows, timestamp, violation
+
+BAD = grpc.StatusCode.INVALID_ARGUMENT
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+
+
+async def outbound(client: Client, genesys_conversation_id: str, **fields: Any) -> ins.ResolveOutboundResponse:
+    request = ins.ResolveOutboundRequest(
+        genesys_conversation_id=genesys_conversation_id,
+        genesys_message_id=fields.pop("genesys_message_id", "gm-" + uuid.uuid4().hex),
+        **fields,
+    )
+    return await client.integration.ResolveOutbound(request)
+
+
+async def test_20_concurrent_first_messages_make_one_customer_one_conversation_20_messages(
+    tenant: Client, app_conn: SyncConn
+) -> None:
+    wa = new_wa_id()
+    results = await asyncio.gather(
+        *(inbound(tenant, wa, content=f"part {i}", customer_name="New Customer") for i in range(20))
+    )
+    assert sum(r.customer_created for r in results) == 1
+    assert sum(r.conversation_created for r in results) == 1
+    assert all(r.message_created for r in results)
+    assert len({r.context.customer.id for r in results}) == 1
+    assert len({r.conversation.id for r in results}) == 1
+    counts = rows(
+        app_conn,
+        tenant.tenant_id,
+        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations), (SELECT count(*) FROM messages)",
+    )
+    assert counts == [(1, 1, 20)]
+
+
+async def test_inbound_upserts_the_customer_and_opens_the_reply_window(clients: Clients) -> None:
+    client = await clients.new_tenant(region="GB")
+    sent = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
+    first = await inbound(
+        client, "wa-ann", phone_number="07400 123456", customer_name="Ann", content="hi", send_time=timestamp(sent)
+    )
+    assert first.customer_created and first.conversation_created and first.message_created
+    assert first.context.customer.phone_number == "+447400123456"
+    assert first.conversation.whatsapp_conversation_id == "wa-ann"  # the WhatsApp id by default
+    assert first.conversation.customer_id == first.context.customer.id
+    assert first.conversation.reply_window_expire_time.ToDatetime(dt.UTC) == sent + dt.timedelta(hours=24)
+    assert first.context.reply_window_open and first.context.open_conversation == first.conversation
+    assert [m.id for m in first.context.recent_messages] == [first.message.id]
+    assert first.message.direction == pb.MESSAGE_DIRECTION_INBOUND and first.message.status == pb.MESSAGE_STATUS_SENT
+    renamed = await inbound(client, "wa-ann", customer_name="Ann B.")
+    assert not renamed.customer_created and not renamed.conversation_created
+    assert renamed.context.customer.name == "Ann B." and renamed.context.customer.phone_number == "+447400123456"
+    assert [m.id for m in renamed.context.recent_messages] == [first.message.id, renamed.message.id]
+
+
+async def test_a_duplicate_webhook_returns_the_first_record(tenant: Client) -> None:
+    wa, wamid = new_wa_id(), "wamid." + uuid.uuid4().hex
+    first = await inbound(tenant, wa, wamid, content="hello", media_urls=["https://cdn.test/1.jpg"])
+    again = await inbound(tenant, wa, wamid, content="hello", media_urls=["https://cdn.test/1.jpg"])
+    assert not (again.customer_created or again.conversation_created or again.message_created)
+    assert again.message == first.message and again.conversation.id == first.conversation.id
+    await expect(inbound(tenant, wa, wamid, content="changed"), grpc.StatusCode.ALREADY_EXISTS)
+    await move(tenant, first.conversation.id, CLOSED)
+    late = await inbound(tenant, wa, wamid, content="hello", media_urls=["https://cdn.test/1.jpg"])
+    assert not late.conversation_created and late.conversation.id == first.conversation.id  # no new conversation
+
+
+async def test_a_message_after_closure_opens_a_new_conversation(tenant: Client) -> None:
+    wa = new_wa_id()
+    first = await inbound(tenant, wa)
+    await move(tenant, first.conversation.id, CLOSED)
+    second = await inbound(tenant, wa)
+    assert second.conversation_created and second.conversation.id != first.conversation.id
+    assert second.context.open_conversation.id == second.conversation.id
+    assert [c.id for c in second.context.recent_conversations] == [second.conversation.id, first.conversation.id]
+    third = await inbound(tenant, wa, whatsapp_conversation_id="thread-2")
+    assert third.conversation_created and third.conversation.whatsapp_conversation_id == "thread-2"
+
+
+async def test_inbound_claims_a_conversation_opened_without_a_customer(tenant: Client) -> None:
+    wa = new_wa_id()
+    opened = await create(tenant, wa)
+    assert not opened.customer_id
+    resolved = await inbound(tenant, wa)
+    assert not resolved.conversation_created and resolved.conversation.id == opened.id
+    assert resolved.conversation.customer_id == resolved.context.customer.id
+
+
+async def test_an_invalid_phone_number_writes_nothing(tenant: Client, app_conn: SyncConn) -> None:
+    refused = await expect(inbound(tenant, new_wa_id(), phone_number="+44 20 79"), BAD, "phone_number")
+    assert violation(refused) == ("phone_number", "missing its area code")
+    assert rows(app_conn, tenant.tenant_id, "SELECT count(*) FROM customers") == [(0,)]
+    assert rows(app_conn, tenant.tenant_id, "SELECT count(*) FROM events") == [(0,)]
+
+
+async def test_outbound_resolves_current_and_superseded_genesys_ids(tenant: Client) -> None:
+    wa = new_wa_id()
+    first = await inbound(tenant, wa)
+    mapped = cpb.Conversation(id=first.conversation.id, genesys_conversation_id="gc-1")
+    mask = field_mask_pb2.FieldMask(paths=["genesys_conversation_id"])
+    await tenant.conversations.UpdateConversation(cs.UpdateConversationRequest(conversation=mapped, update_mask=mask))
+    reply = await outbound(tenant, "gc-1", genesys_message_id="gm-1", content="How can I help?")
+    assert (reply.whatsapp_id, reply.phone_number) == (wa, "+" + wa)
+    assert reply.reply_window_open and reply.message_created and reply.conversation.id == first.conversation.id
+    assert (
+        reply.message.direction == pb.MESSAGE_DIRECTION_OUTBOUND and reply.message.status == pb.MESSAGE_STATUS_PENDING
+    )
+    mapped.genesys_conversation_id = "gc-2"
+    await tenant.conversations.UpdateConversation(cs.UpdateConversationRequest(conversation=mapped, update_mask=mask))
+    via_old = await outbound(tenant, "gc-1", genesys_message_id="gm-2", content="Still there?")
+    assert via_old.conversation.id == first.conversation.id and via_old.message_created
+    assert list(via_old.conversation.previous_genesys_conversation_ids) == ["gc-1"]
+    again = await outbound(tenant, "gc-2", genesys_message_id="gm-1", content="How can I help?")
+    assert not again.message_created and again.message == reply.message
+    await expect(outbound(tenant, "gc-2", genesys_message_id="gm-1", content="edited"), grpc.StatusCode.ALREADY_EXISTS)
+    await expect(outbound(tenant, "gc-unknown"), NOT_FOUND)
+
+
+async def test_outbound_says_when_the_reply_window_is_closed(tenant: Client) -> None:
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)
+    first = await inbound(tenant, new_wa_id(), send_time=timestamp(old))
+    assert not first.context.reply_window_open
+    conversation = cpb.Conversation(id=first.conversation.id, genesys_conversation_id="gc-late")
+    mask = field_mask_pb2.FieldMask(paths=["genesys_conversation_id"])
+    await tenant.conversations.UpdateConversation(
+        cs.UpdateConversationRequest(conversation=conversation, update_mask=mask)
+    )
+    assert not (await outbound(tenant, "gc-late")).reply_window_open
+
+
+async def test_bad_input_names_the_field(tenant: Client) -> None:
+    i = tenant.integration
+    cases: list[tuple[Any, str]] = [
+        (i.ResolveInbound(ins.ResolveInboundRequest(whatsapp_message_id="w")), "whatsapp_id"),
+        (i.ResolveInbound(ins.ResolveInboundRequest(whatsapp_id="1")), "whatsapp_message_id"),
+        (inbound(tenant, "1", customer_name="n" * 201), "customer_name"),
+        (inbound(tenant, "1", whatsapp_conversation_id="c" * 257), "whatsapp_conversation_id"),
+        (inbound(tenant, "1", content="x" * 70_000), "content"),
+        (inbound(tenant, "1", media_urls=[""]), "media_urls[0]"),
+        (i.ResolveOutbound(ins.ResolveOutboundRequest(genesys_message_id="m")), "genesys_conversation_id"),
+        (i.ResolveOutbound(ins.ResolveOutboundRequest(genesys_conversation_id="c")), "genesys_message_id"),
+        (outbound(tenant, "c", media_urls=["u"] * 21), "media_urls"),
+    ]
+    for call, field in cases:
+        await expect(call, BAD, field)
+    lookup = tenant.customers.LookupCustomer(cus.LookupCustomerRequest(whatsapp_id="1"))
+    await expect(lookup, NOT_FOUND)
