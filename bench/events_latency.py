@@ -58,17 +58,18 @@ class Receipts:
 
     def __init__(self) -> None:
         self.committed: dict[str, float] = {}
-        self.latencies: list[float] = []
+        self.receipts: list[tuple[str, float]] = []
         self.deliveries = 0
         self.changed = asyncio.Event()
 
     def received(self, event_id: str) -> None:
-        now = time.perf_counter()
+        self.receipts.append((event_id, time.perf_counter()))
         self.deliveries += 1
-        committed = self.committed.get(event_id)
-        if committed is not None:
-            self.latencies.append(now - committed)
         self.changed.set()
+
+    def latencies_ms(self) -> list[float]:
+        """Receipt minus commit, sorted. A receipt can precede the writer's COMMIT returning (slightly negative)."""
+        return sorted((at - self.committed[event_id]) * 1000 for event_id, at in self.receipts)
 
 
 async def main(options: Options) -> None:
@@ -81,7 +82,7 @@ async def main(options: Options) -> None:
 
 
 async def _latency_phase(pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID, r: Receipts, o: Options) -> None:
-    r.latencies.clear()
+    r.receipts.clear()
     count = int(o.rate * o.duration)
     interval = 1.0 / o.rate
     start = time.perf_counter()
@@ -91,7 +92,7 @@ async def _latency_phase(pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID, r
         tasks.append(asyncio.create_task(_commit(pool, tenant_id, r)))
     await asyncio.gather(*tasks)
     await _all_delivered(r, count * o.subscribers, deliveries_before=0)
-    ms = sorted(x * 1000 for x in r.latencies)
+    ms = r.latencies_ms()
     print(f"latency: {count} events at {o.rate:.0f}/s to {o.subscribers} subscribers ({len(ms)} deliveries)")
     print(f"  commit -> subscriber  p50 {_pct(ms, 50):.2f} ms  p95 {_pct(ms, 95):.2f} ms  p99 {_pct(ms, 99):.2f} ms")
     print(f"                        mean {statistics.fmean(ms):.2f} ms  max {ms[-1]:.2f} ms")
@@ -99,7 +100,7 @@ async def _latency_phase(pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID, r
 
 async def _throughput_phase(pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID, r: Receipts, o: Options) -> None:
     before = r.deliveries
-    r.latencies.clear()
+    r.receipts.clear()
     start = time.perf_counter()
     per_writer = o.burst // o.writers
     await asyncio.gather(*(_commit_many(pool, tenant_id, r, per_writer) for _ in range(o.writers)))
@@ -107,7 +108,7 @@ async def _throughput_phase(pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID
     total = per_writer * o.writers * o.subscribers
     await _all_delivered(r, total, before)
     elapsed = time.perf_counter() - start
-    ms = sorted(x * 1000 for x in r.latencies)
+    ms = r.latencies_ms()
     print(f"throughput: {per_writer * o.writers} events committed in {committed:.2f} s by {o.writers} writers")
     print(f"  {total} deliveries in {elapsed:.2f} s: {total / elapsed:,.0f} events/s delivered to {o.subscribers}")
     print(f"  under this load: p50 {_pct(ms, 50):.1f} ms  p95 {_pct(ms, 95):.1f} ms  p99 {_pct(ms, 99):.1f} ms")

@@ -4,6 +4,7 @@ metrics port; SIGTERM stops them all within the grace period; a worker that dies
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -28,9 +29,21 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _free_port_pair() -> int:
+    """A port p with p + 1 free too (worker 1 serves metrics on the metrics port plus 1)."""
+    while True:
+        base = _free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+
+
 class Workers:
-    def __init__(self, database_url: str, redis_url: str) -> None:
-        self.port, self.metrics_port = _free_port(), _free_port()
+    def __init__(self, database_url: str, redis_url: str, log_path: str) -> None:
+        self.port, self.metrics_port = _free_port(), _free_port_pair()
         env = dict(os.environ)
         env.update(
             STATEMGR_DATABASE_URL=database_url,
@@ -42,7 +55,13 @@ class Workers:
             STATEMGR_LOG_LEVEL="warning",
         )
         command = [sys.executable, "-m", "statemgr.cli", "serve", "--workers", "2"]
-        self.parent = subprocess.Popen(command, env=env)
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.parent = subprocess.Popen(command, env=env, stderr=log)
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as log:
+            return log.read()[-3000:]
 
     def listeners(self) -> set[int]:
         """Pids of the processes holding a listening socket on the gRPC port."""
@@ -85,11 +104,12 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 60.0, workers: Workers | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
+            detail = "" if workers is None else f"; exit code {workers.parent.poll()}, log:\n{workers.log()}"
+            raise AssertionError(f"timed out waiting until {what}{detail}")
         time.sleep(0.1)
 
 
@@ -99,8 +119,8 @@ def _parent_of(pid: int) -> int:
 
 
 @pytest.fixture
-def workers(database_url: str, redis_url: str) -> Iterator[Workers]:
-    started = Workers(database_url, redis_url)
+def workers(database_url: str, redis_url: str, tmp_path: pathlib.Path) -> Iterator[Workers]:
+    started = Workers(database_url, redis_url, str(tmp_path / "serve.log"))
     yield started
     started.stop()
 
@@ -111,7 +131,7 @@ def _metrics(port: int) -> str:
 
 
 def test_two_workers_share_the_port_and_stop_together_on_sigterm(workers: Workers) -> None:
-    _wait(lambda: len(workers.listeners()) == 2, "both workers listen on the port")
+    _wait(lambda: len(workers.listeners()) == 2, "both workers listen on the port", workers=workers)
     pids = workers.listeners()
     assert all(_parent_of(pid) == workers.parent.pid for pid in pids)
     _wait(workers.serving, "the health check answers SERVING")
@@ -127,7 +147,7 @@ def test_two_workers_share_the_port_and_stop_together_on_sigterm(workers: Worker
 
 
 def test_a_worker_that_dies_stops_the_others(workers: Workers) -> None:
-    _wait(lambda: len(workers.listeners()) == 2, "both workers listen on the port")
+    _wait(lambda: len(workers.listeners()) == 2, "both workers listen on the port", workers=workers)
     victim, survivor = sorted(workers.listeners())
 
     os.kill(victim, signal.SIGKILL)

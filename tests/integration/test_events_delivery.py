@@ -189,18 +189,23 @@ async def test_a_slow_subscriber_is_cut_off_and_resumes_without_loss(server: ser
     assert server.app.events.dispatcher is not None
     server.app.events.dispatcher.buffer_size = 20  # STATEMGR_EVENT_SUBSCRIBER_BUFFER, for the next subscriptions
     tenant_id, room = uuid.UUID(tenant.tenant_id), uuid.uuid4()
-    slow_call = subscribe(tenant, request())
-    first = await slow_call.read()
-    assert first.HasField("heartbeat")  # live, and now not reading
-    written = await write_conversation(server.app, tenant_id, room, 3000)
-    got: list[str] = []
-    with pytest.raises(grpc.aio.AioRpcError) as cut:
-        while True:
-            item = await asyncio.wait_for(slow_call.read(), 10)
-            assert item is not grpc.aio.EOF
-            if item.HasField("event"):
-                got.append(item.event.id)
-                last = item.event.cursor
+    # No BDP probing: the HTTP/2 window stays at 64 KiB, so a client that stops reading stops the server's writes
+    # after a few hundred events, as a slow client on a real network would.
+    options = [("grpc.http2.bdp_probe", 0)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=options) as channel:
+        slow = dataclasses.replace(tenant, channel=channel)
+        slow_call = subscribe(slow, request())
+        first = await slow_call.read()
+        assert first.HasField("heartbeat")  # live, and now not reading
+        written = await write_conversation(server.app, tenant_id, room, 3000)
+        got: list[str] = []
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            while True:
+                item = await asyncio.wait_for(slow_call.read(), 10)
+                assert item is not grpc.aio.EOF
+                if item.HasField("event"):
+                    got.append(item.event.id)
+                    last = item.event.cursor
     assert cut.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert 0 < len(got) < len(written)
     resumed = Collector(tenant, request(after=last)).start()

@@ -86,13 +86,19 @@ async def test_from_now_skips_the_past(server: server_mod.Server, tenant: Client
 async def test_heartbeats_carry_a_cursor_past_filtered_events(server: server_mod.Server, tenant: Client) -> None:
     tenant_id, room = uuid.UUID(tenant.tenant_id), uuid.uuid4()
     stream = await Collector(tenant, request(rooms=[room])).started()
-    await write_conversation(server.app, tenant_id, uuid.uuid4(), 3)  # another room's traffic
-    await asyncio.sleep(1.0)
+    others = await write_conversation(server.app, tenant_id, uuid.uuid4(), 3)  # another room's traffic
+    everything = Collector(tenant, request()).start()
+    last = cursor_mod.decode((await everything.wait_for(3))[-1].cursor, tenant_id)
+    await everything.stop()
+    deadline = time.monotonic() + 10
+    while cursor_mod.decode(stream.heartbeats[-1].cursor, tenant_id) < last:
+        assert time.monotonic() < deadline, "heartbeats never moved past the other room's events"
+        await asyncio.sleep(0.1)
     await stream.stop()
-    assert stream.events == [] and len(stream.heartbeats) >= 3
+    assert stream.events == []
     resumed = await Collector(tenant, request(after=stream.heartbeats[-1].cursor)).started()
     await asyncio.sleep(0.3)
-    assert resumed.events == []  # the heartbeat's cursor is past the other room's events
+    assert resumed.events == [] and len(others) == 3  # resuming there does not replay the other room
     await resumed.stop()
 
 

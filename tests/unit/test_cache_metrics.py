@@ -27,9 +27,13 @@ def test_rpcs_cache_and_pool_are_exposed() -> None:
     assert 'statemgr_cache_misses_total{cache="customer",tier="redis"} 2.0' in text
     assert "statemgr_cache_breaker_open 0.0" in text and "statemgr_cache_local_live 0.0" in text
     assert "statemgr_db_pool_pool_size 3.0" in text and "statemgr_db_pool_requests_wait_seconds_total 1.5" in text
-    lookup = 'method="/statemgr.v1.ConversationService/LookupConversation"'
-    count = next(line for line in text.splitlines() if line.startswith("statemgr_rpc_duration_seconds_count"))
-    assert lookup in count and 'code="OK"' in count and float(count.split()[-1]) >= 2
+    (count,) = [
+        line
+        for line in text.splitlines()
+        if line.startswith('statemgr_rpc_duration_seconds_count{code="OK",')
+        and 'method="/statemgr.v1.ConversationService/LookupConversation"' in line
+    ]
+    assert float(count.split()[-1]) >= 2
 
 
 def test_worker_metrics_ports() -> None:

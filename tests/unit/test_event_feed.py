@@ -49,8 +49,10 @@ async def test_a_full_buffer_fails_the_subscriber_and_it_leaves_the_feed() -> No
     feed = TenantFeed(db=None, tenant_id=TENANT, position=START, poll_seconds=1.0)  # type: ignore[arg-type]
     slow = Subscriber(log.EVERYTHING, 2)
     feed.attach(slow, START)
-    feed._deliver(page(event(1, 1), event(1, 2), event(1, 3)))
+    events = [event(1, 1), event(1, 2), event(1, 3)]
+    feed._deliver(page(*events))
     assert feed.empty
+    assert [d.event for d in [await slow.next(0), await slow.next(0)]] == events[:2]  # buffered before the failure
     with pytest.raises(ResourceExhausted):
         await slow.next(0.1)
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
 
 from statemgr.api import convert, principal
 from statemgr.app import App
+from statemgr.cache import keys
 from statemgr.domain import conversations as domain
 from statemgr.domain import customers, validation
-from statemgr.domain.errors import InvalidArgument
+from statemgr.domain.errors import InvalidArgument, NotFound
 from statemgr.services.conversations import ConversationService, PageRequest
 from statemgr.v1 import conversation_pb2 as pb
 from statemgr.v1 import conversation_service_pb2 as svc
@@ -29,7 +32,8 @@ _STATES: Mapping[int, domain.State] = {number: state for state, number in _PB_ST
 
 class ConversationServicer(svc_grpc.ConversationServiceServicer):
     def __init__(self, app: App) -> None:
-        self._service = ConversationService(app.db)
+        self._service = ConversationService(app.db, app.cache)
+        self._cache = app.cache
 
     async def CreateConversation(
         self, request: svc.CreateConversationRequest, context: grpc.aio.ServicerContext
@@ -43,25 +47,38 @@ class ConversationServicer(svc_grpc.ConversationServiceServicer):
     ) -> svc.GetConversationResponse:
         tenant_id = principal.tenant_id()
         conversation_id = validation.parse_uuid(request.conversation_id, "conversation_id")
-        found = await self._service.get(tenant_id, conversation_id)
-        return svc.GetConversationResponse(conversation=to_proto(found))
+
+        async def load() -> bytes:
+            return to_proto(await self._service.get(tenant_id, conversation_id)).SerializeToString()
+
+        cached = await self._cache.get_or_load(keys.conversation(tenant_id, conversation_id), load)
+        return svc.GetConversationResponse(conversation=from_cache(cached, "conversation", str(conversation_id)))
 
     async def LookupConversation(
         self, request: svc.LookupConversationRequest, context: grpc.aio.ServicerContext
     ) -> svc.LookupConversationResponse:
         tenant_id = principal.tenant_id()
         key = request.WhichOneof("key")
+        lookup: Callable[[uuid.UUID, str], Awaitable[domain.Conversation]]
         if key == "genesys_conversation_id":
-            genesys_id = domain.external_id(request.genesys_conversation_id, "genesys_conversation_id")
-            found = await self._service.lookup_by_genesys_id(tenant_id, genesys_id)
+            external = domain.external_id(request.genesys_conversation_id, "genesys_conversation_id")
+            cache_key, lookup = keys.conversation_by_genesys(tenant_id, external), self._service.lookup_by_genesys_id
         elif key == "whatsapp_conversation_id":
-            whatsapp_id = domain.external_id(request.whatsapp_conversation_id, "whatsapp_conversation_id")
-            found = await self._service.lookup_by_whatsapp_id(tenant_id, whatsapp_id)
+            external = domain.external_id(request.whatsapp_conversation_id, "whatsapp_conversation_id")
+            cache_key, lookup = keys.conversation_by_whatsapp(tenant_id, external), self._service.lookup_by_whatsapp_id
         else:
             raise InvalidArgument(
                 "whatsapp_conversation_id", "give whatsapp_conversation_id or genesys_conversation_id"
             )
-        return svc.LookupConversationResponse(conversation=to_proto(found))
+
+        async def load() -> bytes | None:
+            try:
+                return to_proto(await lookup(tenant_id, external)).SerializeToString()
+            except NotFound:
+                return None  # cached briefly as "not found"
+
+        cached = await self._cache.get_or_load(cache_key, load)
+        return svc.LookupConversationResponse(conversation=from_cache(cached, f"conversation with {key}", external))
 
     async def ListConversations(
         self, request: svc.ListConversationsRequest, context: grpc.aio.ServicerContext
@@ -131,6 +148,17 @@ class ConversationServicer(svc_grpc.ConversationServiceServicer):
         result = await self._service.history(tenant_id, conversation_id, page)
         entries = [history_entry_proto(entry) for entry in result.items]
         return svc.GetConversationHistoryResponse(entries=entries, next_page_token=result.next_page_token)
+
+
+def from_cache(data: bytes | None, resource: str, key: str) -> pb.Conversation:
+    """A cached Conversation, with `reply_window_open` judged now rather than when it was cached."""
+    if data is None:
+        raise NotFound(resource, key)
+    conversation = pb.Conversation.FromString(data)
+    if conversation.HasField("reply_window_expire_time"):
+        expires = conversation.reply_window_expire_time
+        conversation.reply_window_open = expires.ToNanoseconds() > time.time_ns()
+    return conversation
 
 
 def to_proto(conversation: domain.Conversation, now: dt.datetime | None = None) -> pb.Conversation:

@@ -7,6 +7,7 @@ events the filter left out, so a quiet room resumes without rescanning the tenan
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -38,8 +39,9 @@ class EventServicer(event_service_pb2_grpc.EventServiceServicer):
             raise Unavailable("event streaming is switched off on this server (STATEMGR_STREAMING_ENABLED=false)")
         tenant_id = principal.tenant_id()
         wanted, start = _filter(request), _start(request, tenant_id)
-        async for item in self._dispatcher.stream(tenant_id, wanted, start):
-            yield _response(item, tenant_id)
+        async with contextlib.aclosing(self._dispatcher.stream(tenant_id, wanted, start)) as items:
+            async for item in items:
+                yield _response(item, tenant_id)
 
 
 def _filter(request: svc.SubscribeRequest) -> Filter:

@@ -16,6 +16,7 @@ import psycopg
 import psycopg_pool
 import structlog
 
+from statemgr import metrics
 from statemgr.api import principal, status
 from statemgr.api.auth import Authenticator
 from statemgr.domain import errors
@@ -113,11 +114,13 @@ class _Call:
         raise exc
 
     def _log(self, start: float) -> None:
+        seconds = time.perf_counter() - start
+        metrics.observe_rpc(self.method, self.code.name, seconds)
         log.info(
             "rpc",
             method=self.method,
             code=self.code.name,
-            duration_ms=round((time.perf_counter() - start) * 1000, 3),
+            duration_ms=round(seconds * 1000, 3),
             request_id=self.request_id,
             tenant_id=self.tenant,
         )

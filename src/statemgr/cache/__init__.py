@@ -5,7 +5,8 @@ Servicers use `Cache` (app.cache) with keys from `statemgr.cache.keys`.
 
 from __future__ import annotations
 
-from statemgr.cache.cache import NEGATIVE, Cache, Loader, WarmItem, WarmReport
+from statemgr.cache.cache import NEGATIVE, Cache, Loader
 from statemgr.cache.keys import Key, Kind
+from statemgr.cache.warm import WarmItem, WarmReport
 
 __all__ = ["NEGATIVE", "Cache", "Key", "Kind", "Loader", "WarmItem", "WarmReport"]

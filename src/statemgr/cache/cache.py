@@ -12,17 +12,14 @@ Redis is an accelerator: when it is off, slow or down, every call still answers 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import random
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Final, TypeVar
 
 import structlog
 
-from statemgr.cache import invalidation, keys
+from statemgr.cache import invalidation, keys, warm
 from statemgr.cache.breaker import CircuitBreaker, State
 from statemgr.cache.keys import Key
 from statemgr.cache.local import MISS, LocalTier
@@ -31,33 +28,20 @@ from statemgr.cache.pending import PendingInvalidations
 from statemgr.cache.redis_tier import RedisTier
 from statemgr.cache.singleflight import Flight, SingleFlight
 from statemgr.cache.stats import CacheStats
+from statemgr.cache.warm import WarmItem, WarmReport
 from statemgr.config import Settings
 
 log = structlog.get_logger("statemgr.cache")
 
 T = TypeVar("T")
 Loader = Callable[[], Awaitable[bytes | None]]
-WarmItem = tuple[Key, bytes, float]
-"""(key, value, TTL in seconds) for `Cache.warm`."""
 
 NEGATIVE: Final = b"\x00"
 """How Redis holds a cached "not found". No serialized protobuf message starts with a 0 byte (field 0 is invalid),
 so no real value can be mistaken for it; a loader that returns exactly this is refused."""
 
 _INVALIDATE_CHUNK = 500  # keys per Lua call: keeps each script short on the Redis server
-_WARM_BATCH = 200
-_WARM_FLUSH_SECONDS = 0.05
 _REPLAY_INTERVAL = 0.25
-
-
-@dataclasses.dataclass
-class WarmReport:
-    """What one warm-up did. `stopped`: exhausted | max_items | deadline | redis_unavailable | source_failed."""
-
-    stored: int = 0
-    skipped: int = 0  # already cached, or invalidated lately (the row may be older than the write)
-    stopped: str = "exhausted"
-    seconds: float = 0.0
 
 
 class Cache:
@@ -82,7 +66,8 @@ class Cache:
             self._subscriber = invalidation.Subscriber(
                 options.redis_url, self.origin, options.pubsub_ping_seconds, self._forget, self._on_pubsub_live
             )
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # background work, cancelled at stop
+        self._invalidating: set[asyncio.Task[None]] = set()  # awaited at stop: a write's invalidation must land
 
     @classmethod
     def build(cls, settings: Settings) -> Cache:
@@ -97,9 +82,11 @@ class Cache:
             self._spawn(self._replay_pending())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        if self._invalidating:
+            await asyncio.wait(self._invalidating, timeout=1.0)
+        for task in [*self._tasks, *self._invalidating]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._invalidating, return_exceptions=True)
         if self._subscriber is not None:
             await self._subscriber.stop()
         await self._flights.cancel_all()
@@ -167,7 +154,7 @@ class Cache:
             payload, lifetime = NEGATIVE, self.options.negative_ttl
         else:
             payload, lifetime = value, self._ttl[key.kind] if ttl is None else ttl
-        stored = await self.redis.store(key.text, generation, payload, self._jittered_ms(lifetime))
+        stored = await self.redis.store(key.text, generation, payload, self.options.jittered_ms(lifetime))
         if stored is False:  # invalidated since our read: what we loaded may predate the write
             self.stats.stale_sets_refused += 1
             flight.stale = True
@@ -179,9 +166,6 @@ class Cache:
             self._local.put(text, value)
         elif self._local_negative_ttl > 0:
             self._local.put(text, None, self._local_negative_ttl)
-
-    def _jittered_ms(self, seconds: float) -> int:
-        return int(seconds * 1000 * (1 - self.options.jitter * random.random()))
 
     # -- writes ---------------------------------------------------------------------------------------------------
 
@@ -200,7 +184,10 @@ class Cache:
         self.stats.invalidations += len(texts)
         self._forget(texts)
         if self.redis.enabled:
-            await asyncio.shield(self._spawn(self._invalidate_everywhere(prefix, texts)))
+            task = asyncio.create_task(self._invalidate_everywhere(prefix, texts))
+            self._invalidating.add(task)
+            task.add_done_callback(self._invalidating.discard)
+            await asyncio.shield(task)
 
     async def _invalidate_everywhere(self, prefix: str, texts: list[str]) -> None:
         for start in range(0, len(texts), _INVALIDATE_CHUNK):
@@ -258,63 +245,14 @@ class Cache:
         return self._spawn(self.warm(items))
 
     async def warm(self, items: AsyncIterable[WarmItem]) -> WarmReport:
-        """Stores `items` in Redis where nothing is cached and nothing was invalidated lately.
+        """Stores `items` in Redis where nothing is cached and nothing was invalidated lately (see warm.py).
 
         Bounded: at most `warm_max_items` items and `warm_max_seconds` seconds; stops at the first Redis failure.
         Never raises (a failing source is logged and ends the warm-up).
         """
-        report = WarmReport()
-        started = time.monotonic()
-        iterator = aiter(items)
-        try:
-            async with asyncio.timeout(min(self.options.warm_max_seconds, self.options.max_load_seconds)):
-                report.stopped = await self._warm_from(iterator, report)
-        except TimeoutError:
-            report.stopped = "deadline"
-        except Exception:
-            log.exception("cache_warm_source_failed")
-            report.stopped = "source_failed"
-        finally:
-            await _close(iterator)
-        report.seconds = time.monotonic() - started
+        report = await warm.run(self.redis, self.options, items)
         self.stats.warmed += report.stored
-        log.info("cache_warmed", stored=report.stored, skipped=report.skipped, stopped=report.stopped)
         return report
-
-    async def _warm_from(self, iterator: AsyncIterator[WarmItem], report: WarmReport) -> str:
-        if not self.redis.enabled:
-            return "redis_unavailable"
-        limit = self.options.warm_max_items
-        batch: list[tuple[str, bytes, int]] = []
-        flush_at = time.monotonic() + _WARM_FLUSH_SECONDS
-        try:
-            async for key, value, ttl in iterator:
-                batch.append((key.text, value, self._jittered_ms(ttl)))
-                full = len(batch) >= _WARM_BATCH or report.stored + report.skipped + len(batch) >= limit
-                if not full and time.monotonic() < flush_at:  # a slow source still gets rows stored as they come
-                    continue
-                flush_at = time.monotonic() + _WARM_FLUSH_SECONDS
-                if not await self._warm_batch(batch, report):
-                    return "redis_unavailable"
-                batch = []
-                if report.stored + report.skipped >= limit:
-                    return "max_items"
-        except Exception:
-            if batch:
-                await self._warm_batch(batch, report)  # what the source yielded before failing is still good
-            raise
-        if batch and not await self._warm_batch(batch, report):
-            return "redis_unavailable"
-        return "exhausted"
-
-    async def _warm_batch(self, batch: list[tuple[str, bytes, int]], report: WarmReport) -> bool:
-        results = await self.redis.warm(batch)
-        if results is None:
-            return False
-        stored = sum(results)
-        report.stored += stored
-        report.skipped += len(results) - stored
-        return True
 
     # -- state, for metrics and tests -----------------------------------------------------------------------------
 
@@ -336,10 +274,3 @@ class Cache:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-async def _close(iterator: AsyncIterator[WarmItem]) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

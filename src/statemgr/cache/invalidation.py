@@ -87,6 +87,8 @@ class Subscriber:
                 except redis_tier.FAILURES as exc:
                     if self.live:
                         log.warning("cache_pubsub_lost", error=type(exc).__name__)
+                except Exception:  # a bug must not end the listener: the local tier would stay off for good
+                    log.exception("cache_pubsub_failed")
                 self._set_live(False)
                 backoff = _MIN_BACKOFF if self._was_up else min(backoff * 2, _MAX_BACKOFF)
                 await asyncio.sleep(backoff)

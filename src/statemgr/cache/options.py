@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 from statemgr.cache.keys import Kind
 from statemgr.config import Settings
@@ -51,6 +52,10 @@ class CacheOptions:
             warm_max_seconds=settings.cache_warm_max_seconds,
             pending_invalidations_max=settings.cache_pending_invalidations_max,
         )
+
+    def jittered_ms(self, seconds: float) -> int:
+        """A TTL in milliseconds for Redis, shortened by a random fraction up to `jitter`."""
+        return int(seconds * 1000 * (1 - self.jitter * random.random()))
 
     @property
     def max_load_seconds(self) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import dataclasses
 import uuid
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ import psycopg
 import psycopg_pool
 import structlog
 
-from statemgr.domain.errors import OutOfRange, ResourceExhausted, StatemgrError
+from statemgr.domain.errors import OutOfRange, ResourceExhausted, StatemgrError, Unavailable
 from statemgr.events import log as event_log
 from statemgr.events import metrics
 from statemgr.events.cursor import Position
@@ -28,7 +29,11 @@ from statemgr.store.events import StoredEvent
 
 _log = structlog.get_logger("statemgr.events.feed")
 
-_HELD_FIRST_RETRY = 0.02  # seconds; doubled while events wait behind an older transaction
+# While events wait behind an older open transaction, read again after 10 ms, 20 ms, ... at most 250 ms. The
+# transaction that ends the wait may be anywhere in the cluster and notify nobody, so this (not a notification) is
+# what bounds the extra delay; each retry is one index probe.
+_HELD_FIRST_RETRY = 0.01
+_HELD_MAX_RETRY = 0.25
 
 
 @dataclasses.dataclass(slots=True)
@@ -72,16 +77,18 @@ class Subscriber:
         self._ready.set()
 
     async def next(self, wait_seconds: float) -> Delivery | None:
-        """The next buffered event, None after `wait_seconds` without one; raises the error the feed set."""
+        """The next buffered event, None after `wait_seconds` without one; once the buffer is empty, raises the
+        error the feed set (events buffered before the failure are still good, so they go out first)."""
         while not self._items and self.error is None:
             self._ready.clear()
             try:
                 await asyncio.wait_for(self._ready.wait(), wait_seconds)
             except TimeoutError:
                 return None
-        if self.error is not None:
-            raise self.error
-        return self._items.popleft()
+        if self._items:
+            return self._items.popleft()
+        assert self.error is not None
+        raise self.error
 
 
 class TenantFeed:
@@ -110,6 +117,10 @@ class TenantFeed:
         """Asks the feed to end at its next wait (not cancelled mid-query, so its pool connection stays clean)."""
         self._stopping = True
         self._wake.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._task is None or self._task.done()
 
     async def wait_stopped(self) -> None:
         if self._task is not None:
@@ -160,9 +171,13 @@ class TenantFeed:
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             _log.warning("event_feed_read_failed", tenant_id=str(self.tenant_id), error=str(exc))
             return self._poll
+        except Exception:  # a bug: end the streams (they resume elsewhere) rather than leave them silent forever
+            _log.exception("event_feed_failed", tenant_id=str(self.tenant_id))
+            self.fail_all(Unavailable("the event feed failed; resume with the last cursor"))
+            return self._poll
         if not held:
             return None
-        return min(self._poll, retry * 2 if retry else _HELD_FIRST_RETRY)
+        return min(self._poll, _HELD_MAX_RETRY, retry * 2 if retry else _HELD_FIRST_RETRY)
 
     async def _drain(self) -> bool:
         while True:
@@ -191,5 +206,5 @@ class TenantFeed:
 
     def fail_all(self, error: StatemgrError) -> None:
         for subscriber in list(self._all):
-            subscriber.fail(error)
+            subscriber.fail(copy.copy(error))  # one exception object per stream: each gets its own traceback
             self.detach(subscriber)

@@ -65,10 +65,12 @@ async def read(
     return _page(raw, after, upto, limit)
 
 
-async def horizon(db: Database, tenant_id: uuid.UUID) -> Position:
-    """The position "now": everything before it is final."""
+async def now(db: Database, tenant_id: uuid.UUID) -> tuple[Position, frozenset[int]]:
+    """Where "now" is in the log: a position (everything before it is final and committed before now), and the
+    seqs of events after it that were committed before now too (an older open transaction holds the horizon back)."""
     async with db.tenant(tenant_id) as conn:
-        return Position.horizon(await store.horizon(conn))
+        xmin, visible = await store.now(conn, tenant_id)
+    return Position.horizon(xmin), frozenset(visible)
 
 
 async def _read(

@@ -39,7 +39,8 @@ class EventRuntime:
             self.listener.add(self.relay.wake)
 
     async def start(self) -> None:
-        await self.listener.start()
+        if self.dispatcher is not None or self.relay is not None:
+            await self.listener.start()
         await self.leadership.start()
 
     def close_streams(self) -> None:

@@ -12,9 +12,11 @@ A stream goes through three steps, each gap-free and duplicate-free because the 
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import structlog
 
@@ -56,6 +58,7 @@ class Dispatcher:
         self.buffer_size = buffer_size
         self._poll = poll_seconds
         self._feeds: dict[uuid.UUID, TenantFeed] = {}
+        self._retired: set[TenantFeed] = set()  # stopped when their last subscriber left; may still be reading
         self._closing = False
 
     def wake(self, tenant: str | None) -> None:
@@ -82,25 +85,27 @@ class Dispatcher:
             feed.fail_all(_SHUTTING_DOWN)
 
     async def stop(self) -> None:
-        feeds = list(self._feeds.values())
+        feeds = [*self._feeds.values(), *self._retired]
         self._feeds.clear()
+        self._retired.clear()
         for feed in feeds:
             feed.stop()
         for feed in feeds:
             await feed.wait_stopped()
 
-    async def stream(self, tenant_id: uuid.UUID, wanted: event_log.Filter, start: Start) -> AsyncIterator[Item]:
+    async def stream(self, tenant_id: uuid.UUID, wanted: event_log.Filter, start: Start) -> AsyncGenerator[Item]:
         """The subscription's items, until the caller stops iterating or an error (OUT_OF_RANGE, ...) is raised."""
         metrics.SUBSCRIBERS.inc()
         try:
-            async for item in _Stream(self, tenant_id, wanted).run(start):
-                yield item
+            async with contextlib.aclosing(_Stream(self, tenant_id, wanted).run(start)) as items:
+                async for item in items:
+                    yield item
         finally:
             metrics.SUBSCRIBERS.dec()
 
     def attach(self, tenant_id: uuid.UUID, subscriber: Subscriber, after: Position) -> tuple[TenantFeed, Position]:
         if self._closing:
-            raise _SHUTTING_DOWN
+            raise copy.copy(_SHUTTING_DOWN)
         feed = self._feeds.get(tenant_id)
         if feed is None:
             feed = TenantFeed(self.db, tenant_id, after, self._poll)
@@ -113,10 +118,8 @@ class Dispatcher:
         if feed.empty and self._feeds.get(feed.tenant_id) is feed:
             del self._feeds[feed.tenant_id]
             feed.stop()
-
-    def live_position(self, tenant_id: uuid.UUID) -> Position | None:
-        feed = self._feeds.get(tenant_id)
-        return None if feed is None else feed.position
+            self._retired = {f for f in self._retired if not f.stopped}
+            self._retired.add(feed)
 
 
 class _Stream:
@@ -128,10 +131,11 @@ class _Stream:
         self.tenant_id = tenant_id
         self.wanted = wanted
         self.position = START
+        self.already: frozenset[int] = frozenset()  # seqs committed before a from_now subscription began
 
-    async def run(self, start: Start) -> AsyncIterator[Item]:
+    async def run(self, start: Start) -> AsyncGenerator[Item]:
         if start.from_now:
-            self.position = await self._now()
+            self.position, self.already = await event_log.now(self.db, self.tenant_id)
         else:
             async for delivery in self._replay(start.after or START):
                 yield delivery
@@ -146,10 +150,6 @@ class _Stream:
         finally:
             self.dispatcher.detach(feed, subscriber)
 
-    async def _now(self) -> Position:
-        live = self.dispatcher.live_position(self.tenant_id)
-        return live if live is not None else await event_log.horizon(self.db, self.tenant_id)
-
     async def _replay(self, after: Position, upto: Position = END) -> AsyncIterator[Delivery]:
         """Events after `after` (up to `upto`) straight from the log; leaves self.position where it stopped."""
         if upto <= after:
@@ -158,7 +158,8 @@ class _Stream:
         while True:
             page = await event_log.read(self.db, self.tenant_id, self.position, self.wanted, upto)
             for event in page.events:
-                yield Delivery(event)
+                if event.position.seq not in self.already:
+                    yield Delivery(event)
             self.position = page.position
             if page.caught_up:
                 return
@@ -171,4 +172,5 @@ class _Stream:
                 yield Heartbeat(self.position)
                 continue
             self.position = delivery.event.position
-            yield delivery
+            if delivery.event.position.seq not in self.already:
+                yield delivery

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from statemgr.cache import Cache, keys
 from statemgr.domain import conversations as domain
 from statemgr.domain import customers, paging
 from statemgr.domain.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
@@ -42,13 +43,16 @@ class PageRequest:
 class ConversationService:
     """Every ConversationService RPC, in domain terms. `tenant_id` always comes from the caller's API key."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: Cache) -> None:
         self._db = db
+        self._cache = cache
 
     async def create(self, tenant_id: uuid.UUID, new: domain.NewConversation) -> domain.Conversation:
         """A new ACTIVE conversation; with a used request_id, the conversation that request created."""
         async with self._db.tenant(tenant_id) as conn:
             conversation, conflict = await create_in(conn, tenant_id, new)
+        if conflict is None:  # a cached "not found" for its ids must go
+            await invalidate(self._cache, tenant_id, conversation)
         if conflict is not None and conflict != "request_id":
             raise _already_exists(conversation, conflict)
         return conversation
@@ -104,6 +108,7 @@ class ConversationService:
             updated = await store.update(conn, tenant_id, current, effective)
             if effective.genesys_conversation_id is not None:
                 await outbox.append(conn, tenant_id, _event(EventType.CONVERSATION_GENESYS_MAPPING_CHANGED, updated))
+        await invalidate(self._cache, tenant_id, updated)
         return updated
 
     async def transition(
@@ -121,6 +126,7 @@ class ConversationService:
             domain.check_move(current.state, target)
             moved = await store.set_state(conn, tenant_id, current, target, reason)
             await outbox.append(conn, tenant_id, _event(_state_event_type(target), moved))
+        await invalidate(self._cache, tenant_id, moved)
         return moved
 
     async def close(self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, reason: str) -> domain.Conversation:
@@ -137,6 +143,7 @@ class ConversationService:
                 return current
             moved = await store.assign_agent(conn, tenant_id, current, agent_id, reason)
             await outbox.append(conn, tenant_id, _event(EventType.CONVERSATION_TRANSFERRED, moved))
+        await invalidate(self._cache, tenant_id, moved)
         return moved
 
     async def history(
@@ -148,6 +155,15 @@ class ConversationService:
             _found(await store.get(conn, tenant_id, conversation_id), conversation_id)
             entries = await store.history_page(conn, tenant_id, conversation_id, after, page.size + 1)
         return _page(entries, page.size, str(tenant_id), query, lambda e: e.position())
+
+
+async def invalidate(cache: Cache, tenant_id: uuid.UUID, conversation: domain.Conversation) -> None:
+    """Drops every cached copy of `conversation` after a committed write (its previous Genesys ids included)."""
+    genesys_ids = [conversation.genesys_conversation_id or "", *conversation.previous_genesys_conversation_ids]
+    await cache.invalidate(
+        tenant_id,
+        keys.conversation_keys(tenant_id, conversation.id, conversation.whatsapp_conversation_id, genesys_ids),
+    )
 
 
 async def create_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewConversation) -> Created:

@@ -36,7 +36,7 @@ class StoredEvent:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RawPage:
-    """What one read returned: deliverable rows, whether more rows wait above the horizon, and the floor."""
+    """What one read returned: rows below the horizon, whether rows wait above it, and the tenant's floor."""
 
     events: list[StoredEvent]
     horizon: int
@@ -87,11 +87,12 @@ async def read_page(
     return _page(tenant_id, rows)
 
 
-async def horizon(conn: Connection) -> int:
-    """The current snapshot's xmin: every transaction below it has ended."""
-    row = await (await conn.execute(Q["horizon"])).fetchone()
+async def now(conn: Connection, tenant_id: uuid.UUID) -> tuple[int, list[int]]:
+    """The current snapshot's xmin (every transaction below it has ended), and the seqs of the tenant's events
+    already visible at or above it."""
+    row = await (await conn.execute(Q["now"], {"tenant_id": tenant_id})).fetchone()
     assert row is not None
-    return int(row["horizon"])
+    return int(row["horizon"]), list(row["visible"])
 
 
 async def unpublished(conn: Connection, limit: int) -> list[StoredEvent]:
@@ -134,9 +135,8 @@ async def prune_tenant(
 def _page(tenant_id: uuid.UUID, rows: list[dict[str, Any]]) -> RawPage:
     first = rows[0]
     floor = None if first["floor_tx"] is None else Position(int(first["floor_tx"]), int(first["floor_seq"]))
-    ready = [_event(tenant_id, row) for row in rows if row["ready"]]
-    held = any(row["ready"] is False for row in rows)
-    return RawPage(events=ready, horizon=int(first["horizon"]), held=held, floor=floor)
+    events = [_event(tenant_id, row) for row in rows if row["seq"] is not None]
+    return RawPage(events=events, horizon=int(first["horizon"]), held=first["held"], floor=floor)
 
 
 def _event(tenant_id: uuid.UUID, row: dict[str, Any]) -> StoredEvent:

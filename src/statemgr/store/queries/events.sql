@@ -15,19 +15,25 @@ VALUES (
 )
 
 -- name: read_tenant
--- One page of a tenant's log after a position (and up to a bound), with the snapshot's horizon and the tenant's
--- prune floor, all from one statement so they agree. Rows at or above the horizon come back with ready = false:
--- they sort after every ready row, and tell the reader that more is committed but not yet deliverable.
-SELECT h.xmin::text AS horizon, f.tx_id::text AS floor_tx, f.seq AS floor_seq,
-       e.tx_id::text AS tx_id, e.seq, e.id, e.type, e.conversation_id, e.payload, e.created_at,
-       e.tx_id < h.xmin AS ready
-FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS h
+-- One page of a tenant's log after a position (and up to a bound), only rows below the snapshot's horizon, with the
+-- horizon, whether rows wait above it ("held": committed, or in progress, behind an older open transaction) and the
+-- tenant's prune floor: all from one statement, so one snapshot, so they agree.
+SELECT h.xmin::text AS horizon, h.held, f.tx_id::text AS floor_tx, f.seq AS floor_seq,
+       e.tx_id::text AS tx_id, e.seq, e.id, e.type, e.conversation_id, e.payload, e.created_at
+FROM (
+    SELECT s.xmin, EXISTS (
+        SELECT 1 FROM events x
+        WHERE x.tenant_id = %(tenant_id)s AND x.tx_id >= s.xmin AND (x.tx_id, x.seq) > (%(after_tx)s::xid8, %(after_seq)s)
+    ) AS held
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
+) AS h
 LEFT JOIN event_log_floors f ON f.tenant_id = %(tenant_id)s
 LEFT JOIN LATERAL (
     SELECT * FROM events
     WHERE tenant_id = %(tenant_id)s
       AND (tx_id, seq) > (%(after_tx)s::xid8, %(after_seq)s)
       AND (tx_id, seq) <= (%(upto_tx)s::xid8, %(upto_seq)s)
+      AND tx_id < h.xmin
       AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
     ORDER BY tx_id, seq
     LIMIT %(limit)s
@@ -35,11 +41,17 @@ LEFT JOIN LATERAL (
 ORDER BY e.tx_id, e.seq
 
 -- name: read_rooms
--- As read_tenant, for the events of a few conversations.
-SELECT h.xmin::text AS horizon, f.tx_id::text AS floor_tx, f.seq AS floor_seq,
-       e.tx_id::text AS tx_id, e.seq, e.id, e.type, e.conversation_id, e.payload, e.created_at,
-       e.tx_id < h.xmin AS ready
-FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS h
+-- As read_tenant, for the events of a few conversations ("held" still looks at the whole tenant: it only makes the
+-- reader look again sooner).
+SELECT h.xmin::text AS horizon, h.held, f.tx_id::text AS floor_tx, f.seq AS floor_seq,
+       e.tx_id::text AS tx_id, e.seq, e.id, e.type, e.conversation_id, e.payload, e.created_at
+FROM (
+    SELECT s.xmin, EXISTS (
+        SELECT 1 FROM events x
+        WHERE x.tenant_id = %(tenant_id)s AND x.tx_id >= s.xmin AND (x.tx_id, x.seq) > (%(after_tx)s::xid8, %(after_seq)s)
+    ) AS held
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
+) AS h
 LEFT JOIN event_log_floors f ON f.tenant_id = %(tenant_id)s
 LEFT JOIN LATERAL (
     SELECT * FROM events
@@ -47,14 +59,19 @@ LEFT JOIN LATERAL (
       AND conversation_id = ANY(%(conversation_ids)s::uuid[])
       AND (tx_id, seq) > (%(after_tx)s::xid8, %(after_seq)s)
       AND (tx_id, seq) <= (%(upto_tx)s::xid8, %(upto_seq)s)
+      AND tx_id < h.xmin
       AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
     ORDER BY tx_id, seq
     LIMIT %(limit)s
 ) AS e ON true
 ORDER BY e.tx_id, e.seq
 
--- name: horizon
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon
+-- name: now
+-- "Now" for a from_now subscription: the horizon, and the tenant's events already visible at or above it (committed
+-- before now, but above the horizon because an older transaction is still open somewhere); it skips those.
+SELECT s.xmin::text AS horizon,
+       ARRAY(SELECT x.seq FROM events x WHERE x.tenant_id = %(tenant_id)s AND x.tx_id >= s.xmin LIMIT 100000) AS visible
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
 
 -- name: unpublished
 -- The relay's next batch, every tenant (relay role). In seq order: a conversation's events get their seq while the
