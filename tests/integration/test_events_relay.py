@@ -115,7 +115,11 @@ async def test_unroutable_events_are_marked_counted_and_do_not_block(
         await _until(lambda: len(_marked(server.app, "unroutable_at")) == 5, 5, "returned events marked")
         assert _marked(server.app, "unroutable_at") == set(unroutable)
         assert _published_ids(server.app) == {closed}
-        assert (REGISTRY.get_sample_value("statemgr_events_unroutable_total") or 0.0) - returned_before == 5
+
+        def counted() -> float:
+            return (REGISTRY.get_sample_value("statemgr_events_unroutable_total") or 0.0) - returned_before
+
+        await _until(lambda: counted() == 5, 5, "statemgr_events_unroutable_total to count them")
     finally:
         await asyncio.to_thread(queue.delete)
 

@@ -48,7 +48,8 @@ async def test_20_concurrent_first_messages_make_one_customer_one_conversation_2
     counts = rows(
         app_conn,
         tenant.tenant_id,
-        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations), (SELECT count(*) FROM messages)",
+        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
+        " (SELECT count(*) FROM messages)",
     )
     assert counts == [(1, 1, 20)]
 
@@ -165,3 +166,18 @@ async def test_bad_input_names_the_field(tenant: Client) -> None:
         await expect(call, BAD, field)
     lookup = tenant.customers.LookupCustomer(cus.LookupCustomerRequest(whatsapp_id="1"))
     await expect(lookup, NOT_FOUND)
+
+
+async def test_a_message_racing_the_closure_lands_in_the_closed_or_a_new_conversation(tenant: Client) -> None:
+    """Never FAILED_PRECONDITION: a conversation closed between ResolveInbound's lookup and its write makes way."""
+    for _ in range(15):
+        wa = new_wa_id()
+        first = await inbound(tenant, wa)
+        closing = move(tenant, first.conversation.id, CLOSED)
+        racing = [inbound(tenant, wa) for _ in range(3)]
+        closed, *resolved = await asyncio.gather(closing, *racing)
+        assert closed.state == CLOSED
+        for result in resolved:
+            assert result.message_created
+            if result.conversation.id != first.conversation.id:
+                assert result.conversation.state == cpb.CONVERSATION_STATE_ACTIVE

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2
 
+from statemgr.domain import messages as d
 from statemgr.v1 import conversation_pb2 as cpb
 from statemgr.v1 import message_pb2 as pb
 from statemgr.v1 import message_service_pb2 as ms
@@ -382,3 +383,37 @@ async def test_bad_input_names_the_field_and_writes_nothing(tenant: Client, app_
         await expect(call, BAD, field)
     for table in ("messages", "parked_statuses", "message_status_history"):
         assert rows(app_conn, tenant.tenant_id, f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
+async def test_the_sql_applies_the_rule_of_domain_merge(tenant: Client) -> None:
+    """Random report sequences through the server end where statemgr.domain.messages.merge says they should."""
+    conv = await conversation_id(tenant)
+    rng = random.Random(7)
+    statuses = {SENT: d.Status.SENT, FAILED: d.Status.FAILED, DELIVERED: d.Status.DELIVERED, READ: d.Status.READ}
+    for _ in range(30):
+        wa = (await record(tenant, conv, direction=OUTBOUND, whatsapp_message_id=wamid(), status=PENDING)).message
+        expected = d.Delivery(d.Status.PENDING)
+        for _ in range(6):
+            number, seconds = rng.choice(list(statuses)), rng.randrange(5)
+            details = rng.choice([("", ""), ("131026", "undeliverable"), ("470", "")])
+            request = report(number, seconds, wa.whatsapp_message_id, error_code=details[0], error_message=details[1])
+            key = d.MessageKey(d.KeyKind.WHATSAPP, wa.whatsapp_message_id)
+            expected = d.merge(expected, d.StatusReport(key, statuses[number], at(seconds), *details))
+            got = (await status(tenant, request)).message
+        assert _delivery(got) == expected
+
+
+def _delivery(message: pb.Message) -> d.Delivery:
+    def time(field: str) -> dt.datetime | None:
+        return getattr(message, field).ToDatetime(dt.UTC) if message.HasField(field) else None
+
+    names = {SENT: d.Status.SENT, FAILED: d.Status.FAILED, DELIVERED: d.Status.DELIVERED, READ: d.Status.READ}
+    return d.Delivery(
+        names.get(message.status, d.Status.PENDING),
+        time("send_time"),
+        time("deliver_time"),
+        time("read_time"),
+        time("fail_time"),
+        message.error_code or None,
+        message.error_message or None,
+    )

@@ -106,6 +106,9 @@ class _Call:
         if isinstance(exc, grpc.aio.AbortError | GeneratorExit):
             self.code = context.code() or self.code
             raise exc
+        if isinstance(exc, NotImplementedError):  # the generated base servicer's answer for an RPC not written
+            self.code = grpc.StatusCode.UNIMPLEMENTED
+            await context.abort(self.code, f"{self.method} is not implemented by this server")
         if isinstance(exc, Exception):
             self.code = grpc.StatusCode.INTERNAL
             log.exception("rpc_failed", method=self.method, request_id=self.request_id)

@@ -112,18 +112,6 @@ class Message:
         """The sort key of list pages (the order recorded), for page tokens."""
         return [self.created_at.isoformat(), str(self.id)]
 
-    @property
-    def delivery(self) -> Delivery:
-        return Delivery(
-            self.status,
-            self.sent_at,
-            self.delivered_at,
-            self.read_at,
-            self.failed_at,
-            self.error_code,
-            self.error_message,
-        )
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NewMessage:
@@ -164,7 +152,6 @@ class StatusOutcome:
 
     message: Message | None
     changed: bool
-    status_changed: bool = False
 
     @property
     def parked(self) -> bool:

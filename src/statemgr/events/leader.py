@@ -3,9 +3,10 @@
 Exactly one process relays to RabbitMQ and prunes the log at a time. Each process polls pg_try_advisory_lock
 about once a second on its own connection; the holder runs its duties on that same connection. If the holder dies,
 PostgreSQL ends its session and releases the lock, and another process takes it at its next poll. Keepalives on
-the connection make a vanished host's session end within seconds too. If the holder merely loses its connection,
-its duties fail on their next query and it goes back to polling, so two leaders never both mark events (a relay
-cut off mid-batch may still have sent a few messages: duplicates, with the same message_id).
+both ends of the connection (and tcp_user_timeout) make a vanished host's session end within seconds too. If the
+holder merely loses its connection, its duties fail on their next query and it goes back to polling, so two
+leaders never both mark events (a relay cut off mid-batch may still have sent a few messages: duplicates, with the
+same message_id).
 
 The connection runs as statemgr_relay (sql/0007): no BYPASSRLS, but policies that let it see every tenant's events.
 """
@@ -91,6 +92,10 @@ class Leadership:
 
 
 async def _become_relay(conn: Connection) -> None:
+    # The server side must notice a vanished leader too (its session holds the lock): without these it waits for the
+    # operating system's keepalive, two hours by default.
+    await conn.execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3")
+    await conn.execute("SET tcp_user_timeout = 10000")
     await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ROLE)))
     row = await (await conn.execute(_ROLE_CHECK)).fetchone()
     if row is None or row["rolsuper"] or row["rolbypassrls"]:

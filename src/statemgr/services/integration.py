@@ -19,7 +19,7 @@ import uuid
 from statemgr.domain import customers as customer_domain
 from statemgr.domain import messages as message_domain
 from statemgr.domain.conversations import Conversation, NewConversation, State
-from statemgr.domain.errors import NotFound
+from statemgr.domain.errors import FailedPrecondition, NotFound
 from statemgr.services import conversations, customers, messages
 from statemgr.store import conversations as conversation_store
 from statemgr.store import customers as customer_store
@@ -85,9 +85,7 @@ class IntegrationService:
             existing = await message_store.find_by_keys(conn, tenant_id, [key])
             if existing:
                 return await _repeated_inbound(conn, tenant_id, inbound, upserted.customer, existing)
-            conversation, opened = await _open_conversation(conn, tenant_id, inbound, upserted.customer.id)
-            recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
-            conversation = recorded.conversation or conversation
+            recorded, conversation, opened = await _record_new_inbound(conn, tenant_id, inbound, upserted.customer.id)
             context = await customers.context_in(
                 conn, tenant_id, upserted.customer, *_CONTEXT_LIMITS, open_conversation=conversation
             )
@@ -111,6 +109,22 @@ class IntegrationService:
 
 
 _CONTEXT_LIMITS = (customers.RECENT_CONVERSATIONS[0], customers.RECENT_MESSAGES[0])
+
+
+async def _record_new_inbound(
+    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, customer_id: uuid.UUID
+) -> tuple[messages.Recorded, Conversation, bool]:
+    """Records a new inbound message (its id locked and unused) in the open conversation, opened if need be.
+
+    Returns the recording, the conversation after it, and whether this call opened the conversation.
+    """
+    conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id)
+    try:
+        recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
+    except FailedPrecondition:  # closed between finding it open and recording: the message opens a new one
+        conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id)
+        recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
+    return recorded, recorded.conversation or conversation, opened
 
 
 async def _open_conversation(

@@ -164,9 +164,7 @@ def _report_params(tenant_id: uuid.UUID, report: StatusReport) -> dict[str, Any]
 def _outcome(row: dict[str, Any] | None) -> StatusOutcome | None:
     if row is None:
         return None
-    return StatusOutcome(
-        Message.from_row(row), changed=row["changed"], status_changed=row["old_status"] != row["status"]
-    )
+    return StatusOutcome(Message.from_row(row), changed=row["changed"])
 
 
 def _key_params(keys: list[MessageKey]) -> dict[str, str | None]:

@@ -23,7 +23,8 @@ SELECT h.xmin::text AS horizon, h.held, f.tx_id::text AS floor_tx, f.seq AS floo
 FROM (
     SELECT s.xmin, EXISTS (
         SELECT 1 FROM events x
-        WHERE x.tenant_id = %(tenant_id)s AND x.tx_id >= s.xmin AND (x.tx_id, x.seq) > (%(after_tx)s::xid8, %(after_seq)s)
+        WHERE x.tenant_id = %(tenant_id)s AND x.tx_id >= s.xmin
+          AND (x.tx_id, x.seq) > (%(after_tx)s::xid8, %(after_seq)s)
     ) AS held
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
 ) AS h
@@ -48,7 +49,8 @@ SELECT h.xmin::text AS horizon, h.held, f.tx_id::text AS floor_tx, f.seq AS floo
 FROM (
     SELECT s.xmin, EXISTS (
         SELECT 1 FROM events x
-        WHERE x.tenant_id = %(tenant_id)s AND x.tx_id >= s.xmin AND (x.tx_id, x.seq) > (%(after_tx)s::xid8, %(after_seq)s)
+        WHERE x.tenant_id = %(tenant_id)s AND x.tx_id >= s.xmin
+          AND (x.tx_id, x.seq) > (%(after_tx)s::xid8, %(after_seq)s)
     ) AS held
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
 ) AS h
@@ -103,15 +105,17 @@ FROM tenants
 -- name: prune_tenant
 -- Deletes the longest prefix (in cursor order, at most `batch` rows) of a tenant's log that is old enough, and
 -- raises the tenant's floor to its last position, in one statement. Old enough: published (or found unroutable)
--- longer ago than the retention period; with no relay configured, created that long ago. Only rows below the horizon are candidates, so
--- no transaction still running can later add a row behind the floor.
+-- longer ago than the retention period; with no relay configured, created that long ago. Only rows below the
+-- horizon are candidates, so no transaction still running can later add a row behind the floor.
 WITH horizon AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
 ), head AS (
     SELECT e.tenant_id, e.seq, e.tx_id,
            e.tx_id < horizon.xmin
-           AND CASE WHEN %(require_published)s THEN coalesce(e.published_at, e.unroutable_at) < now() - %(retention)s::interval
-                    ELSE e.created_at < now() - %(retention)s::interval END AS old
+           AND CASE WHEN %(require_published)s
+                    THEN coalesce(e.published_at, e.unroutable_at) < now() - %(retention)s::interval
+                    ELSE e.created_at < now() - %(retention)s::interval
+               END AS old
     FROM events e, horizon
     WHERE e.tenant_id = %(tenant_id)s
     ORDER BY e.tx_id, e.seq
