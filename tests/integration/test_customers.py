@@ -343,11 +343,6 @@ async def test_bad_input_names_the_field(tenant: Client) -> None:
     await expect(c.GetCustomerContext(cus.GetCustomerContextRequest(whatsapp_id="unknown")), NOT_FOUND)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the base servicer raises NotImplementedError, which api/interceptor.py turns into INTERNAL; it should "
-    "answer UNIMPLEMENTED (remove this mark with that fix)",
-)
 async def test_erase_customer_is_not_implemented_yet(tenant: Client) -> None:
     created = (await upsert(tenant, new_wa_id())).customer
     await expect(

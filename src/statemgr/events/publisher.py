@@ -65,6 +65,7 @@ class AmqpPublisher:
         self._channel: Any = None
         self._lost: asyncio.Future[BaseException] | None = None
         self._batch: _Batch | None = None
+        self._connecting: asyncio.Future[None] | None = None
         self._tag = 0
 
     @property
@@ -72,20 +73,28 @@ class AmqpPublisher:
         return self._channel is not None and self._lost is not None and not self._lost.done()
 
     async def connect(self) -> None:
-        """Opens the connection and channel, declares the exchange, turns on confirms; PublisherError on failure."""
+        """Opens the connection and channel, declares the exchange, turns on confirms; PublisherError on failure.
+
+        A caller cancelled meanwhile (shutdown) leaves the handshake to finish and `close` to end it: aborting a
+        handshake half-way trips an assertion inside pika and can leak the socket.
+        """
         await self.close()
+        task = self._connecting = asyncio.ensure_future(self._open())
+        await asyncio.shield(task)
+
+    async def _open(self) -> None:
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
         self._tag = 0
         try:
-            self._connection = await self._open_connection(loop)
+            await self._open_connection(loop)
             self._channel = await self._rpc(lambda done: self._connection.channel(on_open_callback=done))
             self._channel.add_on_close_callback(self._on_channel_closed)
             self._channel.add_on_return_callback(self._on_return)
             await self._rpc(self._declare_exchange)
             await self._rpc(lambda done: self._channel.confirm_delivery(self._on_confirm, callback=done))
         except BaseException:
-            await self.close()
+            await self._shut()
             raise
 
     async def publish(self, messages: Sequence[Outgoing]) -> Outcome:
@@ -106,6 +115,14 @@ class AmqpPublisher:
 
     async def close(self) -> None:
         """Closes the connection (gracefully, else by aborting the socket); a no-op when not connected."""
+        task, self._connecting = self._connecting, None
+        if task is not None:
+            await asyncio.wait({task}, timeout=_OPEN_TIMEOUT)
+            if task.done() and not task.cancelled():
+                task.exception()  # seen: a failed connect is reported to its caller, if it is still there
+        await self._shut()
+
+    async def _shut(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is None or connection.is_closed:
             return
@@ -119,28 +136,35 @@ class AmqpPublisher:
                 # the AMQP heartbeat times out.
                 connection._adapter_disconnect_stream()
 
-    async def _open_connection(self, loop: asyncio.AbstractEventLoop) -> Any:
-        opened: asyncio.Future[Any] = loop.create_future()
+    async def _open_connection(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Starts the connection (held in self._connection at once, so `close` can abort a handshake in progress)."""
+        opened: asyncio.Future[None] = loop.create_future()
         params = pika.URLParameters(self._url)
         params.connection_attempts = 1
         params.socket_timeout = _OPEN_TIMEOUT
 
-        def on_open(connection: Any) -> None:
+        def on_open(_connection: Any) -> None:
             if not opened.done():
-                opened.set_result(connection)
+                opened.set_result(None)
 
         def on_error(_connection: Any, exc: BaseException) -> None:
-            if not opened.done():
-                opened.set_exception(PublisherError(f"cannot connect to RabbitMQ: {exc!r}"))
+            self._set_lost(exc)
 
-        AsyncioConnection(
+        self._connection = AsyncioConnection(
             params,
             on_open_callback=on_open,
             on_open_error_callback=on_error,
             on_close_callback=self._on_connection_closed,
             custom_ioloop=loop,
         )
-        return await asyncio.wait_for(opened, _OPEN_TIMEOUT)
+        try:
+            await self._until(opened, _OPEN_TIMEOUT)
+        finally:
+            opened.cancel()  # no-op once done
+        if not opened.done() or opened.cancelled():
+            lost = self._lost
+            reason = lost.result() if lost is not None and lost.done() else TimeoutError("no answer")
+            raise PublisherError(f"cannot connect to RabbitMQ: {reason!r}")
 
     def _declare_exchange(self, done: Callable[[Any], None]) -> None:
         self._channel.exchange_declare(exchange=self._exchange, exchange_type="topic", durable=True, callback=done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
-_SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
+_BEGIN_FOR_TENANT = sql.SQL("BEGIN; SELECT set_config('app.tenant_id', {}, true)")
 _ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
@@ -50,12 +51,28 @@ class Database:
 
     @asynccontextmanager
     async def tenant(self, tenant_id: uuid.UUID) -> AsyncIterator[Connection]:
-        """A transaction that sees only `tenant_id`'s rows; commits on success, rolls back on any exception."""
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(_SET_TENANT, (str(tenant_id),))
-            yield conn
+        """A transaction that sees only `tenant_id`'s rows; commits on success, rolls back on any exception.
+
+        BEGIN and the tenant setting travel in one round trip (a simple-query batch; the tenant is a UUID, quoted
+        as a literal by psycopg). Nested `conn.transaction()` blocks inside become savepoints.
+        """
+        begin = _BEGIN_FOR_TENANT.format(sql.Literal(str(tenant_id)))
+        async with self.pool.connection() as conn:
+            await conn.execute(begin)
+            try:
+                yield conn
+            except BaseException:
+                await _rollback(conn)
+                raise
+            await conn.execute("COMMIT")
 
     async def _configure(self, conn: Connection) -> None:
         # The URL may log in as an owner or superuser on a developer machine; the queries must not run as one.
         if self._role:
             await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._role)))
+
+
+async def _rollback(conn: Connection) -> None:
+    # A broken connection cannot roll back; the pool discards it when it comes back.
+    with contextlib.suppress(psycopg.Error):
+        await conn.execute("ROLLBACK")
