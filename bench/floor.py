@@ -14,15 +14,22 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+import psycopg
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2
 
-from bench import floor_server, floordb
-from bench.loadgen import Call, Case
+from bench import floor_server, floordb, procfs
+from bench.loadgen import Call, Case, Probe, Usage
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 RPC_TIMEOUT_S = 10.0
 REDIS_VALUE = b"x" * 300
+# Open-loop RPCs per second: the rate of the statemgr scenarios each floor case is the floor of (bench.scenarios).
+CACHED_RATE = 1_000.0
+CREATE_RATE = 200.0
+UPSERT_RATE = 200.0
+STATUS_RATE = 500.0
+TRACKING_RATE = 500.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,34 +102,85 @@ def _raw_upsert(pool: floordb.Pool) -> Call:
     return call
 
 
-def _cases(noop: Call, server: grpc.aio.Channel, client: aioredis.Redis, pool: floordb.Pool) -> list[Case]:
+def _raw_status_update(pool: floordb.Pool) -> Call:
+    counter = itertools.count()
+
+    async def call(i: int) -> None:
+        n = next(counter)
+        async with pool.connection() as conn:
+            await floordb.update_status(conn, floordb.TENANT, n)
+
+    return call
+
+
+def _cases(
+    noop: Call, server: grpc.aio.Channel, client: aioredis.Redis, pool: floordb.Pool, probe: Probe
+) -> list[Case]:
     two_insert_rpc = _rpc(server, floor_server.TWO_INSERT)
     upsert_rpc = _rpc(server, floor_server.UPSERT)
-    return [
-        Case("noop-rpc", None, "gRPC health Check, no interceptors, server in another process", noop),
-        Case("redis-get", None, "raw redis.asyncio GET of a 300-byte value", _raw_redis(client)),
-        Case(
+    status_rpc = _rpc(server, floor_server.STATUS_UPDATE)
+    shapes = (
+        ("noop-rpc", None, "gRPC health Check, no interceptors, server in another process", noop, CACHED_RATE),
+        ("redis-get", None, "raw redis.asyncio GET of a 300-byte value", _raw_redis(client), CACHED_RATE),
+        (
             "redis-get-rpc",
             "noop-rpc",
             "gRPC call whose handler does one Redis GET",
             _rpc(server, floor_server.REDIS_GET),
+            CACHED_RATE,
         ),
-        Case("pg-two-insert", None, "raw transaction: set_config, 2 INSERTs, COMMIT (RLS)", _raw_two_insert(pool)),
-        Case(
-            "pg-upsert", None, "raw transaction: set_config, INSERT ON CONFLICT DO UPDATE RETURNING", _raw_upsert(pool)
-        ),
-        Case(
-            "two-insert-rpc", "pg-two-insert", "gRPC call whose handler runs the two-insert transaction", two_insert_rpc
-        ),
-        Case("upsert-rpc", "pg-upsert", "gRPC call whose handler runs the upsert transaction", upsert_rpc),
-        Case(
-            "write-x4-rpc",
+        (
+            "pg-two-insert",
             None,
-            "4 sequential gRPC calls: two-insert then 3 upserts (floor of message tracking)",
-            _sequence(two_insert_rpc, upsert_rpc, upsert_rpc, upsert_rpc),
-            rpcs=4,
+            "raw transaction: set_config, 2 INSERTs, COMMIT (RLS)",
+            _raw_two_insert(pool),
+            CREATE_RATE,
         ),
-    ]
+        (
+            "pg-upsert",
+            None,
+            "raw transaction: set_config, INSERT ON CONFLICT DO UPDATE RETURNING",
+            _raw_upsert(pool),
+            UPSERT_RATE,
+        ),
+        (
+            "pg-status-update",
+            None,
+            "raw transaction: set_config, UPDATE + history INSERT (one statement), outbox INSERT",
+            _raw_status_update(pool),
+            STATUS_RATE,
+        ),
+        (
+            "two-insert-rpc",
+            "pg-two-insert",
+            "gRPC call whose handler runs the two-insert transaction",
+            two_insert_rpc,
+            CREATE_RATE,
+        ),
+        ("upsert-rpc", "pg-upsert", "gRPC call whose handler runs the upsert transaction", upsert_rpc, UPSERT_RATE),
+        (
+            "status-update-rpc",
+            "pg-status-update",
+            "gRPC call whose handler runs the status update transaction",
+            status_rpc,
+            STATUS_RATE,
+        ),
+    )
+    cases = [Case(name, base, text, call, rate=rate, probe=probe) for name, base, text, call, rate in shapes]
+    tracking = _sequence(two_insert_rpc, status_rpc, status_rpc, status_rpc)
+    text = "4 sequential gRPC calls: two-insert then 3 status updates (floor of message tracking)"
+    cases.append(Case("write-x4-rpc", None, text, tracking, rpcs=4, rate=TRACKING_RATE, probe=probe))
+    return cases
+
+
+def _probe(conn: psycopg.AsyncConnection[tuple[object, ...]], server_pid: int) -> Probe:
+    """CPU time of the floor server and of the floor database's backends (the generator's pool's too)."""
+
+    async def probe() -> Usage:
+        backends = await procfs.backend_pids(conn, floordb.DATABASE)
+        return procfs.cpu_seconds([server_pid]), procfs.cpu_seconds(backends)
+
+    return probe
 
 
 @contextlib.asynccontextmanager
@@ -141,7 +199,7 @@ async def prepared(options: Options, env: Environment) -> AsyncIterator[list[Cas
 async def _enter(
     stack: contextlib.AsyncExitStack, options: Options, target: floordb.Target, env: Environment
 ) -> list[Case]:
-    client = aioredis.Redis.from_url(options.redis_url)
+    client = floor_server.redis_client(options.redis_url)
     stack.push_async_callback(client.aclose)
     await client.set(floor_server.REDIS_KEY, REDIS_VALUE)
     stack.push_async_callback(client.delete, floor_server.REDIS_KEY)
@@ -150,7 +208,9 @@ async def _enter(
     await pool.open(wait=True)
     stack.push_async_callback(pool.close)
     settings = floor_server.Settings(pg=target, pg_pool_size=options.pg_pool_size, redis_url=options.redis_url)
-    address = stack.enter_context(floor_server.running(settings))
+    address, pid = stack.enter_context(floor_server.running(settings))
+    admin = await psycopg.AsyncConnection.connect(target.admin_url, autocommit=True)
+    stack.push_async_callback(admin.close)
     server = grpc.aio.insecure_channel(address)
     stack.push_async_callback(server.close)
     noop_channel = server
@@ -158,4 +218,4 @@ async def _enter(
         noop_channel = grpc.aio.insecure_channel(options.health_target)
         stack.push_async_callback(noop_channel.close)
     env.facts["no-op target"] = options.health_target or f"{address} (bench floor server, no interceptors)"
-    return _cases(_rpc(noop_channel, HEALTH_CHECK), server, client, pool)
+    return _cases(_rpc(noop_channel, HEALTH_CHECK), server, client, pool, _probe(admin, pid))

@@ -1,7 +1,8 @@
 """The floor's gRPC server, run in its own process so it and the load generator each get a core.
 
-It serves the standard health Check with no interceptors (the no-op floor) and three methods that do only the
-backend work of a statemgr RPC: a Redis GET, the two-insert transaction and the upsert transaction. They take and
+It serves the standard health Check with no interceptors (the no-op floor) and four methods that do only the
+backend work of a statemgr RPC: a Redis GET, the two-insert transaction, the upsert transaction and the status
+update transaction. They take and
 return the tiny health messages, so what they cost beyond the no-op is the backend call and nothing else.
 """
 
@@ -29,8 +30,10 @@ SERVICE = "statemgr.bench.v1.Floor"
 REDIS_GET = f"/{SERVICE}/RedisGet"
 TWO_INSERT = f"/{SERVICE}/TwoInsert"
 UPSERT = f"/{SERVICE}/Upsert"
+STATUS_UPDATE = f"/{SERVICE}/StatusUpdate"
 REDIS_KEY = "statemgr-bench:floor:value"
-TENANTS = tuple(str(uuid.UUID(int=n + 1)) for n in range(10))
+REDIS_CONNECTIONS = 64
+TENANTS = tuple(str(uuid.UUID(int=n + 1)) for n in range(10))  # TENANTS[0] is floordb.TENANT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +45,19 @@ class Settings:
     redis_url: str
 
 
+def redis_client(url: str) -> aioredis.Redis:
+    """A client whose calls wait for one of REDIS_CONNECTIONS connections (the wait counts as latency) rather than
+    fail when a stall leaves more calls in flight than the pool holds."""
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=10)
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+
+
 class _Floor:
     """Handlers of the floor methods: the backend work and nothing else."""
 
     def __init__(self, settings: Settings) -> None:
         self._pool = floordb.pool(settings.pg, settings.pg_pool_size)
-        self._redis = aioredis.Redis.from_url(settings.redis_url)
+        self._redis = redis_client(settings.redis_url)
         self._prefix = uuid.uuid4().hex[:12]
         self._counter = itertools.count()
 
@@ -78,6 +88,14 @@ class _Floor:
             await floordb.upsert(conn, TENANTS[0], n)
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
+    async def status_update(
+        self, request: health_pb2.HealthCheckRequest, context: object
+    ) -> health_pb2.HealthCheckResponse:
+        n = next(self._counter)
+        async with self._pool.connection() as conn:
+            await floordb.update_status(conn, floordb.TENANT, n)
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
     def handler(self) -> grpc.GenericRpcHandler:
         def unary(fn: object) -> grpc.RpcMethodHandler:
             return grpc.unary_unary_rpc_method_handler(
@@ -86,7 +104,12 @@ class _Floor:
                 response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
             )
 
-        methods = {"RedisGet": unary(self.redis_get), "TwoInsert": unary(self.two_insert), "Upsert": unary(self.upsert)}
+        methods = {
+            "RedisGet": unary(self.redis_get),
+            "TwoInsert": unary(self.two_insert),
+            "Upsert": unary(self.upsert),
+            "StatusUpdate": unary(self.status_update),
+        }
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
@@ -127,15 +150,16 @@ def _await_ready(
 
 
 @contextlib.contextmanager
-def running(settings: Settings, timeout_s: float = 30.0) -> Iterator[str]:
-    """Starts the floor server in a spawned process; yields its address; stops it on exit."""
+def running(settings: Settings, timeout_s: float = 30.0) -> Iterator[tuple[str, int]]:
+    """Starts the floor server in a spawned process; yields its address and pid; stops it on exit."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     process = ctx.Process(target=main, args=(settings, child), name="bench-floor-server", daemon=True)
     process.start()
     try:
         _await_ready(parent, process, timeout_s)
-        yield f"127.0.0.1:{parent.recv()}"
+        assert process.pid is not None
+        yield f"127.0.0.1:{parent.recv()}", process.pid
     finally:
         process.terminate()
         process.join(10)

@@ -1,4 +1,4 @@
-"""The PostgreSQL side of the floor: a throwaway database, its tables, and the two write shapes.
+"""The PostgreSQL side of the floor: a throwaway database, its tables, and the three write shapes.
 
 The bench database ``statemgr_bench_floor`` is created if missing and dropped at the end; nothing else is touched.
 Its tables have row-level security enabled and forced, with a tenant policy like the service's, and the
@@ -20,6 +20,9 @@ DATABASE = "statemgr_bench_floor"
 ROLE = "statemgr_bench_floor_app"
 
 CUSTOMER_KEYS = 50
+TENANT = "00000000-0000-0000-0000-000000000001"  # the tenant of the upserts and status updates
+MESSAGE_KEYS = 1_000
+STATUSES = ("sent", "delivered", "read")
 
 _SCHEMA: tuple[LiteralString, ...] = (
     """CREATE TABLE IF NOT EXISTS bench_conversation (
@@ -46,15 +49,30 @@ _SCHEMA: tuple[LiteralString, ...] = (
         message_count integer NOT NULL DEFAULT 0,
         update_time timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (tenant_id, whatsapp_id))""",
-    "TRUNCATE bench_conversation, bench_outbox, bench_customer",
+    """CREATE TABLE IF NOT EXISTS bench_message (
+        tenant_id uuid NOT NULL,
+        whatsapp_message_id text NOT NULL,
+        id uuid NOT NULL DEFAULT gen_random_uuid(),
+        status text NOT NULL DEFAULT 'pending',
+        status_time timestamptz,
+        update_time timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant_id, whatsapp_message_id))""",
+    """CREATE TABLE IF NOT EXISTS bench_status_history (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant_id uuid NOT NULL,
+        message_id uuid NOT NULL,
+        status text NOT NULL,
+        create_time timestamptz NOT NULL DEFAULT now())""",
+    "TRUNCATE bench_conversation, bench_outbox, bench_customer, bench_message, bench_status_history",
 )
 
 _Conn = psycopg.AsyncConnection[tuple[object, ...]]
 Pool = AsyncConnectionPool[_Conn]
 
-_TABLES = ("bench_conversation", "bench_outbox", "bench_customer")
+_TABLES = ("bench_conversation", "bench_outbox", "bench_customer", "bench_message", "bench_status_history")
 
 SET_TENANT: LiteralString = "SELECT set_config('app.tenant_id', %(tenant_id)s, true)"
+SET_SESSION_TENANT: LiteralString = "SELECT set_config('app.tenant_id', %(tenant_id)s, false)"
 
 INSERT_CONVERSATION: LiteralString = """
 INSERT INTO bench_conversation (tenant_id, whatsapp_conversation_id, metadata)
@@ -71,6 +89,25 @@ VALUES (%(tenant_id)s, %(whatsapp_id)s, %(display_name)s, 1)
 ON CONFLICT (tenant_id, whatsapp_id) DO UPDATE
 SET display_name = EXCLUDED.display_name, message_count = c.message_count + 1, update_time = now()
 RETURNING id, message_count"""
+
+# One provider report: the row update and its history row in one statement, as statemgr's apply_status does.
+UPDATE_STATUS: LiteralString = """
+WITH updated AS (
+    UPDATE bench_message SET status = %(status)s, status_time = now(), update_time = clock_timestamp()
+    WHERE tenant_id = %(tenant_id)s AND whatsapp_message_id = %(whatsapp_message_id)s
+    RETURNING tenant_id, id, status
+), history AS (
+    INSERT INTO bench_status_history (tenant_id, message_id, status) SELECT tenant_id, id, status FROM updated
+)
+SELECT id, status FROM updated"""
+
+INSERT_STATUS_EVENT: LiteralString = """
+INSERT INTO bench_outbox (tenant_id, aggregate_id, event_type, payload)
+VALUES (%(tenant_id)s, %(aggregate_id)s, 'message.status_changed', %(payload)s)"""
+
+SEED_MESSAGES: LiteralString = """
+INSERT INTO bench_message (tenant_id, whatsapp_message_id)
+SELECT %(tenant_id)s, 'wamid.bench.' || n FROM generate_series(0, %(count)s - 1) AS n"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +144,8 @@ async def create() -> tuple[Target, bool]:
             await conn.execute(statement)
         for table in _TABLES:
             await _protect(conn, table, role)
+        await conn.execute(SET_SESSION_TENANT, {"tenant_id": TENANT})  # for the session: the seed passes the policy
+        await conn.execute(SEED_MESSAGES, {"tenant_id": TENANT, "count": MESSAGE_KEYS})
     return Target(url, bench, role), role_created
 
 
@@ -188,6 +227,23 @@ async def upsert(conn: _Conn, tenant_id: str, i: int) -> None:
         params = {"tenant_id": tenant_id, "whatsapp_id": f"4479460{i % CUSTOMER_KEYS:05d}", "display_name": "Bench"}
         cur = await conn.execute(UPSERT_CUSTOMER, params)
         await cur.fetchone()
+
+
+async def update_status(conn: _Conn, tenant_id: str, i: int) -> None:
+    """BEGIN; set_config; UPDATE one of MESSAGE_KEYS messages with its history row (one statement); INSERT its
+    outbox event; COMMIT: the shape of a status report that changes something."""
+    async with conn.transaction():
+        await conn.execute(SET_TENANT, {"tenant_id": tenant_id})
+        params = {
+            "tenant_id": tenant_id,
+            "whatsapp_message_id": f"wamid.bench.{i % MESSAGE_KEYS}",
+            "status": STATUSES[(i // MESSAGE_KEYS) % len(STATUSES)],
+        }
+        cur = await conn.execute(UPDATE_STATUS, params)
+        row = await cur.fetchone()
+        assert row is not None
+        payload = Jsonb({"message_id": str(row[0]), "status": row[1]})
+        await conn.execute(INSERT_STATUS_EVENT, {"tenant_id": tenant_id, "aggregate_id": row[0], "payload": payload})
 
 
 async def settings(target: Target) -> dict[str, str]:

@@ -13,11 +13,21 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from hdrh.histogram import HdrHistogram
 
+if TYPE_CHECKING:
+    from bench.targets import Target
+
 Call = Callable[[int], Awaitable[None]]
+# The CPU seconds used so far by the processes a case exercises: (server processes, PostgreSQL backends); either
+# is None when unknown. Read before and after each run, outside the timed window.
+Usage = tuple[float | None, float | None]
+Probe = Callable[[], Awaitable[Usage]]
+DEFAULT_RATE = 500.0
+MODES = ("open", "closed")
 
 _LOWEST_US = 1
 _HIGHEST_US = 60_000_000
@@ -32,8 +42,9 @@ _TIMER_SLACK_S = 0.001
 class Case:
     """One workload to measure, and the name of the case its figures are divided by (if any).
 
-    ``rpcs`` is how many RPCs one call makes; the open loop runs such a case at ``rate / rpcs`` calls per second,
-    so every case sees the same RPC rate.
+    ``rpcs`` is how many RPCs one call makes; ``rate`` is the open loop's RPCs per second (None: DEFAULT_RATE),
+    so such a case runs at ``rate / rpcs`` calls per second. ``modes`` says which loops to run; ``targets`` are
+    what the figures are judged against (bench.targets); ``probe`` reads the CPU time of the processes it drives.
     """
 
     name: str
@@ -41,6 +52,10 @@ class Case:
     description: str
     call: Call
     rpcs: int = 1
+    rate: float | None = None
+    modes: tuple[str, ...] = MODES
+    targets: tuple[Target, ...] = ()
+    probe: Probe | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +64,13 @@ class Plan:
 
     duration_s: float
     warmup_s: float
-    rate: float
+    rate: float | None  # open-loop RPCs per second for every case; None: each case's own rate
     concurrency: int
     max_outstanding: int
+
+    def rpc_rate(self, case: Case) -> float:
+        """The open-loop RPC rate of ``case`` under this plan."""
+        return self.rate or case.rate or DEFAULT_RATE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +92,9 @@ class Result:
     p99_ms: float
     max_ms: float
     send_lag_p99_ms: float | None
+    client_cpu_s: float = 0.0
+    server_cpu_s: float | None = None
+    pg_cpu_s: float | None = None
 
     @property
     def error_count(self) -> int:
@@ -192,14 +214,28 @@ async def run_closed(name: str, call: Call, concurrency: int, duration_s: float)
     return recorder.result(name, "closed", None, concurrency, time.perf_counter() - start)
 
 
+async def _run(case: Case, mode: str, plan: Plan) -> Result:
+    """One run in one mode, with the CPU time the generator, the server and PostgreSQL spent on it."""
+    before = await case.probe() if case.probe else (None, None)
+    cpu = time.process_time()
+    if mode == "open":
+        rate = plan.rpc_rate(case) / case.rpcs
+        result = await run_open(case.name, case.call, rate, plan.duration_s, plan.max_outstanding)
+    else:
+        result = await run_closed(case.name, case.call, plan.concurrency, plan.duration_s)
+    cpu = time.process_time() - cpu
+    after = await case.probe() if case.probe else (None, None)
+    server, pg = (None if a is None or b is None else b - a for a, b in zip(before, after, strict=True))
+    return dataclasses.replace(result, client_cpu_s=cpu, server_cpu_s=server, pg_cpu_s=pg)
+
+
 async def measure(case: Case, plan: Plan) -> list[Result]:
-    """Warms up, then measures open loop at ``plan.rate / case.rpcs`` and closed loop (max throughput).
+    """Warms up, then measures open loop at ``plan.rpc_rate(case) / case.rpcs`` calls per second and closed loop
+    (max throughput), or whichever of the two ``case.modes`` names.
 
     The open loop goes first so that what a saturating closed loop leaves behind (autovacuum, a checkpoint)
     does not land in the latency figures at moderate load.
     """
     if plan.warmup_s > 0:
         await run_closed(case.name, case.call, plan.concurrency, plan.warmup_s)
-    opened = await run_open(case.name, case.call, plan.rate / case.rpcs, plan.duration_s, plan.max_outstanding)
-    closed = await run_closed(case.name, case.call, plan.concurrency, plan.duration_s)
-    return [opened, closed]
+    return [await _run(case, mode, plan) for mode in MODES if mode in case.modes]

@@ -12,6 +12,7 @@ import sys
 
 import grpc
 
+from bench import targets
 from bench.loadgen import Case, Plan, Result
 
 RESULTS_FILE = pathlib.Path(__file__).with_name("RESULTS.md")
@@ -32,7 +33,25 @@ HEADERS = (
     "lag p99",
     "p50 / floor",
     "max rate / floor",
+    "target",
+    "met?",
 )
+CPU_HEADERS = ("scenario", "mode", "achieved/s", "gen cpu", "srv cpu", "srv ms/call", "pg cpu", "pg ms/call")
+MEMORY_HEADERS = ("process", "pid", "RSS MB", "target", "met?")
+
+
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """The resident set of one serving process after its runs."""
+
+    process: str
+    pid: int
+    rss_mb: float | None
+    limit_mb: float
+
+    @property
+    def verdict(self) -> targets.Verdict:
+        return targets.memory(self.process, self.rss_mb, self.limit_mb)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +63,36 @@ class Run:
     cases: list[Case]
     results: list[Result]
     facts: dict[str, str]
+    memory: list[Memory] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def _ratio(value: float, floor: float) -> str:
     return f"{value / floor:.2f}x" if floor > 0 and value > 0 else "-"
+
+
+def _judged(run: Run, r: Result) -> list[tuple[str, targets.Verdict]]:
+    """The targets of ``r``'s case in ``r``'s mode, each described and judged."""
+    cases = {case.name: case for case in run.cases}
+    case = cases.get(r.name)
+    if case is None:
+        return []
+    by_key = {(x.name, x.mode): x for x in run.results}
+    base = by_key.get((case.floor or "", r.mode))
+    return [(t.describe(case.floor), t.judge(r, base)) for t in case.targets if t.mode == r.mode]
+
+
+def verdicts(run: Run) -> list[tuple[str, str, targets.Verdict]]:
+    """Every target of the run: (what, target, verdict), figures first, then memory."""
+    out = []
+    for r in run.results:
+        out += [(f"{r.name} ({r.mode})", text, verdict) for text, verdict in _judged(run, r)]
+    out += [(f"{m.process} RSS", f"< {m.limit_mb:g} MB", m.verdict) for m in run.memory]
+    return out
+
+
+def _mode(r: Result) -> str:
+    return "open" if r.mode == "open" else f"closed c={r.concurrency}"
 
 
 def _rows(run: Run) -> list[tuple[str, ...]]:
@@ -58,39 +103,108 @@ def _rows(run: Run) -> list[tuple[str, ...]]:
         base = by_key.get((floors.get(r.name) or "", r.mode))
         p50_ratio = _ratio(r.p50_ms, base.p50_ms) if base else ""
         rate_ratio = _ratio(r.achieved_rate, base.achieved_rate) if base and r.mode == "closed" else ""
-        mode = "open" if r.mode == "open" else f"closed c={r.concurrency}"
         target = f"{r.target_rate:,.0f}" if r.target_rate else "max"
         figures = (r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms)
         latencies = tuple(f"{v:.3f}" if r.ok else "-" for v in figures)
         errors, unsent = str(r.error_count), str(r.unsent) if r.mode == "open" else ""
         lag = f"{r.send_lag_p99_ms:.3f}" if r.send_lag_p99_ms is not None else ""
+        judged = _judged(run, r)
+        goal = "; ".join(text for text, _ in judged)
+        met = "; ".join(verdict.text for _, verdict in judged)
         rows.append(
-            (r.name, mode, target, f"{r.achieved_rate:,.0f}", *latencies, errors, unsent, lag, p50_ratio, rate_ratio)
+            (
+                r.name,
+                _mode(r),
+                target,
+                f"{r.achieved_rate:,.0f}",
+                *latencies,
+                errors,
+                unsent,
+                lag,
+                p50_ratio,
+                rate_ratio,
+                goal,
+                met,
+            )
         )
     return rows
 
 
-def format_table(run: Run) -> str:
-    """A fixed-width table for the terminal."""
-    rows = [HEADERS, *_rows(run)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+def _per_call(seconds: float | None, r: Result) -> str:
+    return f"{seconds * 1000 / r.ok:.3f}" if seconds is not None and r.ok else ""
+
+
+def _share(seconds: float | None, r: Result) -> str:
+    return f"{seconds / r.elapsed_s * 100:.0f}%" if seconds is not None and r.elapsed_s > 0 else ""
+
+
+def _cpu_rows(run: Run) -> list[tuple[str, ...]]:
+    return [
+        (
+            r.name,
+            _mode(r),
+            f"{r.achieved_rate:,.0f}",
+            _share(r.client_cpu_s, r),
+            _share(r.server_cpu_s, r),
+            _per_call(r.server_cpu_s, r),
+            _share(r.pg_cpu_s, r),
+            _per_call(r.pg_cpu_s, r),
+        )
+        for r in run.results
+    ]
+
+
+def _memory_rows(run: Run) -> list[tuple[str, ...]]:
+    return [
+        (
+            m.process,
+            str(m.pid),
+            "-" if m.rss_mb is None else f"{m.rss_mb:.1f}",
+            f"< {m.limit_mb:g} MB",
+            m.verdict.text,
+        )
+        for m in run.memory
+    ]
+
+
+def _fixed(headers: tuple[str, ...], body: list[tuple[str, ...]], text_columns: set[int]) -> str:
+    rows = [headers, *body]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
     lines = [
         "  ".join(
-            cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
+            cell.ljust(w) if i in text_columns else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _markdown_table(run: Run) -> str:
+_TEXT = {0, 1, len(HEADERS) - 2, len(HEADERS) - 1}
+_CPU_TEXT = {0, 1}
+_MEMORY_TEXT = {0, 3, 4}
+
+
+def format_table(run: Run) -> str:
+    """Fixed-width tables for the terminal: the figures, the CPU time, and the memory."""
+    parts = [_fixed(HEADERS, _rows(run), _TEXT), "", _fixed(CPU_HEADERS, _cpu_rows(run), _CPU_TEXT)]
+    if run.memory:
+        parts += ["", _fixed(MEMORY_HEADERS, _memory_rows(run), _MEMORY_TEXT)]
+    return "\n".join(parts)
+
+
+def _markdown(headers: tuple[str, ...], body: list[tuple[str, ...]], text_columns: set[int]) -> str:
     lines = [
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(HEADERS))) + "|",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i in text_columns else "---:" for i in range(len(headers))) + "|",
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(run)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines)
+
+
+def _markdown_table(run: Run) -> str:
+    return _markdown(HEADERS, _rows(run), _TEXT)
 
 
 def _cpu_model() -> str:
@@ -123,6 +237,11 @@ def _git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def progress(r: Result) -> None:
+    """One line on stderr per measured point, as it comes."""
+    print(f"  {r.name:<34} {r.mode:<6} {r.achieved_rate:>8,.0f}/s  p50 {r.p50_ms:.3f} ms", file=sys.stderr)
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages; on 2 cores, anything near 1 before a run means it is not alone."""
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -144,11 +263,25 @@ def machine() -> dict[str, str]:
 
 
 def _plan_facts(plan: Plan) -> dict[str, str]:
+    rate = f"{plan.rate:,.0f} RPCs/s for every case" if plan.rate else "each case's own (see Cases)"
     return {
         "duration per point": f"{plan.duration_s:g} s (after {plan.warmup_s:g} s closed-loop warm-up)",
-        "open-loop rate": f"{plan.rate:,.0f} calls/s, at most {plan.max_outstanding} outstanding",
+        "open-loop rate": f"{rate}, at most {plan.max_outstanding} outstanding",
         "closed-loop concurrency": str(plan.concurrency),
     }
+
+
+def _summary(run: Run) -> list[str]:
+    judged = verdicts(run)
+    if not judged:
+        return []
+    misses = [(what, goal, v) for what, goal, v in judged if not v.met]
+    out = ["## Targets", "", f"{len(judged) - len(misses)} of {len(judged)} targets met.", ""]
+    if misses:
+        out += ["Missed:", ""]
+        out += [f"- {what}: {goal}: {v.text}" for what, goal, v in misses]
+        out += [""]
+    return out
 
 
 def markdown(run: Run) -> str:
@@ -156,20 +289,33 @@ def markdown(run: Run) -> str:
     facts = {**run.facts, **_plan_facts(run.plan)}
     out = ["# Benchmark results", "", f"Command: `{run.command}`", ""]
     out += [f"- {k}: {v}" for k, v in facts.items()]
-    out += ["", "## Figures", "", _markdown_table(run), ""]
+    out += [""]
+    out += [f"**Warning**: {w}" for w in warnings(run)]
+    out += ["", *_summary(run)]
+    out += ["## Figures", "", _markdown_table(run), ""]
     out += [
-        "Rates are calls per second (a 4-RPC case runs its open loop at a quarter of the RPC rate). Latencies in ms:",
+        "Rates are calls per second (a 4-RPC case runs its open loop at a quarter of its RPC rate). Latencies in ms:",
         "open loop from each call's scheduled slot, closed loop from its actual send. lag p99: how late the generator",
-        "sent (it should stay well under p50). Ratios divide by the named floor's figure in the same mode.",
-        "See bench/README.md.",
+        "sent (it should stay well under p50). Ratios divide by the named floor's figure in the same mode; a",
+        "target's margin is how far the figure is from its bound. See bench/README.md.",
         "",
     ]
-    out += [f"**Warning**: {w}" for w in warnings(run)]
+    out += ["## CPU time", "", _markdown(CPU_HEADERS, _cpu_rows(run), _CPU_TEXT), ""]
+    out += [
+        "CPU time during each point, from /proc: gen = this load generator; srv = the serving processes (the floor",
+        "server, or statemgr's workers); pg = the PostgreSQL backends of the case's database. A share of 100% is",
+        "one core; ms/call divides by the successful calls.",
+        "",
+    ]
+    if run.memory:
+        out += ["## Memory", "", _markdown(MEMORY_HEADERS, _memory_rows(run), _MEMORY_TEXT), ""]
+    if run.notes:
+        out += ["## Notes", "", *[f"- {note}" for note in run.notes], ""]
     errors = [f"- {r.name} ({r.mode}): {r.errors}; first of each: {r.error_samples}" for r in run.results if r.errors]
     if errors:
         out += ["## Errors", "", *errors, ""]
-    out += ["## Cases", "", "| case | compared to | what it does |", "|---|---|---|"]
-    out += [f"| {c.name} | {c.floor or '-'} | {c.description} |" for c in run.cases]
+    out += ["## Cases", "", "| case | compared to | open-loop RPC/s | what it does |", "|---|---|---:|---|"]
+    out += [f"| {c.name} | {c.floor or '-'} | {run.plan.rpc_rate(c):,.0f} | {c.description} |" for c in run.cases]
     return "\n".join(out) + "\n"
 
 
@@ -191,6 +337,8 @@ def publish(run: Run) -> None:
         print(f"nothing was measured; {RESULTS_FILE} left as it was")
         return
     print(format_table(run))
+    for what, goal, verdict in verdicts(run):
+        print(f"target {what}: {goal}: {verdict.text}")
     for r in run.results:
         if r.errors:
             print(f"errors in {r.name} ({r.mode}): {r.errors}; first of each: {r.error_samples}")

@@ -1,22 +1,24 @@
 """The statemgr scenarios: the registry where benchmarks of the real server plug in.
 
-A scenario has a name, the floor case it is compared to (see ``bench.floor``), and a setup coroutine that is
-given a channel to the server and the admin key, makes its own tenant and API key through TenantService, prepares
-what it needs, and returns the call to measure. Add a scenario by writing its setup and listing it in SCENARIOS.
+A scenario has a name, the floor case it is compared to (see ``bench.floor``), its open-loop rate, and a setup
+coroutine that is given a ``Context`` (channels to the server, the admin key, how many calls to expect), makes its
+own tenant and API key through TenantService, prepares what it needs, and returns the call to measure. Add a
+scenario by writing its setup and listing it in SCENARIOS; ``bench.suite`` says where it runs and its targets.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import dataclasses
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.loadgen import Call, Case
+from bench.loadgen import Call
 from statemgr.v1 import (
     conversation_pb2,
     conversation_service_pb2,
@@ -33,23 +35,43 @@ from statemgr.v1 import (
 
 Metadata = tuple[tuple[str, str], ...]
 _Stub = TypeVar("_Stub")
-Setup = Callable[[grpc.aio.Channel, str], Awaitable[Call]]
+_T = TypeVar("_T")
 
 RPC_TIMEOUT_S = 10.0
 LOOKUP_CONVERSATIONS = 100
 TRACKING_CONVERSATIONS = 20
 INBOUND_CUSTOMERS = 50
+SETUP_CONCURRENCY = 16
+STATUSES = (message_pb2.MESSAGE_STATUS_SENT, message_pb2.MESSAGE_STATUS_DELIVERED, message_pb2.MESSAGE_STATUS_READ)
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a setup is given: channels to the server (calls should spread over them: with several workers, each
+    channel is a connection to one of them), the admin key, and an upper estimate of the calls it will measure."""
+
+    channels: Sequence[grpc.aio.Channel]
+    admin_key: str
+    calls: int
+
+
+Setup = Callable[[Context], Awaitable[Call]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:
-    """A statemgr workload and the floor case it is measured against."""
+    """A statemgr workload, the floor case it is measured against, and its open-loop rate in RPCs per second."""
 
     name: str
     floor: str
     description: str
     setup: Setup
+    rate: float
     rpcs: int = 1
+
+
+class PoolExhausted(RuntimeError):
+    """More calls than the setup prepared data for: the figures would mix in cheaper no-op calls."""
 
 
 def _stub(factory: Callable[[grpc.aio.Channel], _Stub], channel: grpc.aio.Channel) -> _Stub:
@@ -57,13 +79,31 @@ def _stub(factory: Callable[[grpc.aio.Channel], _Stub], channel: grpc.aio.Channe
     return factory(channel)
 
 
+def _stubs(factory: Callable[[grpc.aio.Channel], _Stub], ctx: Context) -> list[_Stub]:
+    return [factory(channel) for channel in ctx.channels]
+
+
+async def _gather_limited(count: int, make: Callable[[int], Awaitable[_T]]) -> list[_T]:
+    """``make(0..count-1)``, SETUP_CONCURRENCY at a time, results in order."""
+    results: list[_T | None] = [None] * count
+    numbers = iter(range(count))
+
+    async def worker() -> None:
+        for n in numbers:
+            results[n] = await make(n)
+
+    await asyncio.gather(*(worker() for _ in range(SETUP_CONCURRENCY)))
+    return [r for r in results if r is not None]
+
+
 def _bearer(secret: str) -> Metadata:
     return (("authorization", f"Bearer {secret}"),)
 
 
-async def new_tenant(channel: grpc.aio.Channel, admin_key: str) -> Metadata:
+async def new_tenant(ctx: Context) -> Metadata:
     """Creates a tenant and an API key for it; returns the call metadata that acts as that tenant."""
-    tenants = _stub(tenant_service_pb2_grpc.TenantServiceStub, channel)
+    admin_key = ctx.admin_key
+    tenants = _stub(tenant_service_pb2_grpc.TenantServiceStub, ctx.channels[0])
     name = f"bench {uuid.uuid4().hex[:8]}"
     created = await tenants.CreateTenant(
         tenant_service_pb2.CreateTenantRequest(tenant=tenant_pb2.Tenant(display_name=name, default_region="GB")),
@@ -81,21 +121,33 @@ async def new_tenant(channel: grpc.aio.Channel, admin_key: str) -> Metadata:
 async def _create_conversations(
     stub: conversation_service_pb2_grpc.ConversationServiceStub, metadata: Metadata, prefix: str, count: int
 ) -> list[conversation_pb2.Conversation]:
-    conversations = []
-    for n in range(count):
+    async def create(n: int) -> conversation_pb2.Conversation:
         request = conversation_service_pb2.CreateConversationRequest(
             conversation=conversation_pb2.Conversation(whatsapp_conversation_id=f"wa-{prefix}-setup-{n}"),
             request_id=str(uuid.uuid4()),
         )
         response = await stub.CreateConversation(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
-        conversations.append(response.conversation)
-    return conversations
+        made: conversation_pb2.Conversation = response.conversation
+        return made
+
+    return await _gather_limited(count, create)
 
 
-async def create_conversation(channel: grpc.aio.Channel, admin_key: str) -> Call:
+async def noop(ctx: Context) -> Call:
+    """grpc.health.v1 Check on the statemgr server: through its interceptor, which lets it by without auth."""
+    stubs = _stubs(health_pb2_grpc.HealthStub, ctx)
+    request = health_pb2.HealthCheckRequest()
+
+    async def call(i: int) -> None:
+        await stubs[i % len(stubs)].Check(request, timeout=RPC_TIMEOUT_S)
+
+    return call
+
+
+async def create_conversation(ctx: Context) -> Call:
     """CreateConversation with a new WhatsApp conversation id on every call."""
-    metadata = await new_tenant(channel, admin_key)
-    stub = _stub(conversation_service_pb2_grpc.ConversationServiceStub, channel)
+    metadata = await new_tenant(ctx)
+    stubs = _stubs(conversation_service_pb2_grpc.ConversationServiceStub, ctx)
     prefix = uuid.uuid4().hex[:12]
     counter = itertools.count()
 
@@ -104,59 +156,96 @@ async def create_conversation(channel: grpc.aio.Channel, admin_key: str) -> Call
             conversation=conversation_pb2.Conversation(whatsapp_conversation_id=f"wa-{prefix}-{next(counter)}"),
             request_id=str(uuid.uuid4()),
         )
-        await stub.CreateConversation(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
+        await stubs[i % len(stubs)].CreateConversation(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
 
     return call
 
 
-async def lookup_conversation(channel: grpc.aio.Channel, admin_key: str) -> Call:
+async def lookup_conversation(ctx: Context) -> Call:
     """LookupConversation by WhatsApp id, round-robin over 100 conversations made in setup (the cached path)."""
-    metadata = await new_tenant(channel, admin_key)
-    stub = _stub(conversation_service_pb2_grpc.ConversationServiceStub, channel)
-    made = await _create_conversations(stub, metadata, uuid.uuid4().hex[:12], LOOKUP_CONVERSATIONS)
+    metadata = await new_tenant(ctx)
+    stubs = _stubs(conversation_service_pb2_grpc.ConversationServiceStub, ctx)
+    made = await _create_conversations(stubs[0], metadata, uuid.uuid4().hex[:12], LOOKUP_CONVERSATIONS)
     requests = [
         conversation_service_pb2.LookupConversationRequest(whatsapp_conversation_id=c.whatsapp_conversation_id)
         for c in made
     ]
 
     async def call(i: int) -> None:
+        stub = stubs[i % len(stubs)]
         await stub.LookupConversation(requests[i % len(requests)], metadata=metadata, timeout=RPC_TIMEOUT_S)
 
     return call
 
 
-async def message_tracking(channel: grpc.aio.Channel, admin_key: str) -> Call:
-    """RecordMessage (outbound), then UpdateMessageStatus SENT, DELIVERED, READ by its WhatsApp message id."""
-    metadata = await new_tenant(channel, admin_key)
-    conversations = _stub(conversation_service_pb2_grpc.ConversationServiceStub, channel)
-    messages = _stub(message_service_pb2_grpc.MessageServiceStub, channel)
+def _outbound(conversation_id: str, wamid: str) -> message_service_pb2.RecordMessageRequest:
+    message = message_pb2.Message(
+        conversation_id=conversation_id,
+        whatsapp_message_id=wamid,
+        direction=message_pb2.MESSAGE_DIRECTION_OUTBOUND,
+        content="Your order has shipped.",
+    )
+    return message_service_pb2.RecordMessageRequest(message=message)
+
+
+async def update_message_status(ctx: Context) -> Call:
+    """UpdateMessageStatus alone: messages recorded in setup (a third as many as the calls expected), then
+    SENT to each in turn, then DELIVERED to each, then READ: round-robin by WhatsApp message id, so every report
+    changes its message (moves its status up) and concurrent reports touch different rows."""
+    metadata = await new_tenant(ctx)
+    conversations = _stub(conversation_service_pb2_grpc.ConversationServiceStub, ctx.channels[0])
+    stubs = _stubs(message_service_pb2_grpc.MessageServiceStub, ctx)
     prefix = uuid.uuid4().hex[:12]
     made = await _create_conversations(conversations, metadata, prefix, TRACKING_CONVERSATIONS)
+    count = max(1, -(-ctx.calls // len(STATUSES)))
+
+    async def record(n: int) -> str:
+        wamid = f"wamid.{prefix}.{n}"
+        request = _outbound(made[n % len(made)].id, wamid)
+        await stubs[n % len(stubs)].RecordMessage(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
+        return wamid
+
+    wamids = await _gather_limited(count, record)
     counter = itertools.count()
-    statuses = (message_pb2.MESSAGE_STATUS_SENT, message_pb2.MESSAGE_STATUS_DELIVERED, message_pb2.MESSAGE_STATUS_READ)
 
     async def call(i: int) -> None:
         n = next(counter)
-        wamid = f"wamid.{prefix}.{n}"
-        message = message_pb2.Message(
-            conversation_id=made[n % len(made)].id,
-            whatsapp_message_id=wamid,
-            direction=message_pb2.MESSAGE_DIRECTION_OUTBOUND,
-            content="Your order has shipped.",
+        if n >= len(wamids) * len(STATUSES):
+            await asyncio.sleep(0)  # let the other callers run: an exhausted pool must not spin the loop
+            raise PoolExhausted(f"only {len(wamids)} messages were recorded; raise the estimate in bench.suite")
+        update = message_service_pb2.UpdateMessageStatusRequest(
+            whatsapp_message_id=wamids[n % len(wamids)], status=STATUSES[n // len(wamids)]
         )
-        request = message_service_pb2.RecordMessageRequest(message=message)
-        await messages.RecordMessage(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
-        for status in statuses:
+        await stubs[i % len(stubs)].UpdateMessageStatus(update, metadata=metadata, timeout=RPC_TIMEOUT_S)
+
+    return call
+
+
+async def message_tracking(ctx: Context) -> Call:
+    """RecordMessage (outbound), then UpdateMessageStatus SENT, DELIVERED, READ by its WhatsApp message id."""
+    metadata = await new_tenant(ctx)
+    conversations = _stub(conversation_service_pb2_grpc.ConversationServiceStub, ctx.channels[0])
+    stubs = _stubs(message_service_pb2_grpc.MessageServiceStub, ctx)
+    prefix = uuid.uuid4().hex[:12]
+    made = await _create_conversations(conversations, metadata, prefix, TRACKING_CONVERSATIONS)
+    counter = itertools.count()
+
+    async def call(i: int) -> None:
+        n = next(counter)
+        messages = stubs[i % len(stubs)]
+        wamid = f"wamid.{prefix}.{n}"
+        await messages.RecordMessage(_outbound(made[n % len(made)].id, wamid), metadata=metadata, timeout=RPC_TIMEOUT_S)
+        for status in STATUSES:
             update = message_service_pb2.UpdateMessageStatusRequest(whatsapp_message_id=wamid, status=status)
             await messages.UpdateMessageStatus(update, metadata=metadata, timeout=RPC_TIMEOUT_S)
 
     return call
 
 
-async def resolve_inbound(channel: grpc.aio.Channel, admin_key: str) -> Call:
+async def resolve_inbound(ctx: Context) -> Call:
     """ResolveInbound with a new WhatsApp message id per call, round-robin over 50 customers."""
-    metadata = await new_tenant(channel, admin_key)
-    stub = _stub(integration_service_pb2_grpc.IntegrationServiceStub, channel)
+    metadata = await new_tenant(ctx)
+    stubs = _stubs(integration_service_pb2_grpc.IntegrationServiceStub, ctx)
     prefix = uuid.uuid4().hex[:12]
     counter = itertools.count()
 
@@ -169,24 +258,44 @@ async def resolve_inbound(channel: grpc.aio.Channel, admin_key: str) -> Call:
             whatsapp_message_id=f"wamid.{prefix}.{n}",
             content="Hello, where is my order?",
         )
-        await stub.ResolveInbound(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
+        await stubs[i % len(stubs)].ResolveInbound(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
 
     return call
 
 
-SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("create-conversation", "two-insert-rpc", "CreateConversation, unique WhatsApp id", create_conversation),
-    Scenario(
-        "lookup-conversation", "noop-rpc", "cached LookupConversation by WhatsApp id, 100 ids", lookup_conversation
-    ),
-    Scenario("message-tracking", "write-x4-rpc", "RecordMessage + 3 UpdateMessageStatus (4 RPCs)", message_tracking, 4),
-    Scenario("resolve-inbound", "upsert-rpc", "ResolveInbound, new message id, 50 customers", resolve_inbound),
-)
-
-
-@contextlib.asynccontextmanager
-async def prepared(target: str, admin_key: str) -> AsyncIterator[list[Case]]:
-    """Opens a channel to the statemgr server, runs every scenario's setup, and yields the cases."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        cases = [Case(s.name, s.floor, s.description, await s.setup(channel, admin_key), s.rpcs) for s in SCENARIOS]
-        yield cases
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("statemgr-noop", "noop-rpc", "grpc.health.v1 Check on statemgr (interceptor, no auth)", noop, 1_000),
+        Scenario(
+            "lookup-conversation",
+            "noop-rpc",
+            "cached LookupConversation by WhatsApp id, 100 ids",
+            lookup_conversation,
+            1_000,
+        ),
+        Scenario(
+            "create-conversation",
+            "two-insert-rpc",
+            "CreateConversation, unique WhatsApp id",
+            create_conversation,
+            200,
+        ),
+        Scenario(
+            "update-message-status",
+            "status-update-rpc",
+            "UpdateMessageStatus SENT/DELIVERED/READ, round-robin over messages recorded in setup",
+            update_message_status,
+            500,
+        ),
+        Scenario("resolve-inbound", "upsert-rpc", "ResolveInbound, new message id, 50 customers", resolve_inbound, 200),
+        Scenario(
+            "message-tracking",
+            "write-x4-rpc",
+            "RecordMessage + 3 UpdateMessageStatus (4 RPCs)",
+            message_tracking,
+            500,
+            rpcs=4,
+        ),
+    )
+}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from statemgr import metrics
-from statemgr.cache import Cache
+from statemgr.cache import Cache, WarmReport
 from statemgr.config import Settings
 from statemgr.events.runtime import EventRuntime
 from statemgr.store.db import Database
@@ -20,6 +21,7 @@ class App:
     cache: Cache
     events: EventRuntime
     metrics: metrics.MetricsServer | None = None
+    warming: asyncio.Task[WarmReport] | None = None  # the cache warm-up, started once the server serves
 
     @classmethod
     def build(cls, settings: Settings) -> App:

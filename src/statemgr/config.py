@@ -52,6 +52,7 @@ class Settings:
     cache_generation_ttl_seconds: int = 120
     cache_warm_max_items: int = 50_000
     cache_warm_max_seconds: float = 10.0
+    cache_warm_active_hours: float = 24.0
     cache_pending_invalidations_max: int = 100_000
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
@@ -25,6 +25,7 @@ from tests.integration.test_events_helpers import (
     Collector,
     append,
     assert_exactly_once_in_order,
+    delete_exchange,
     first_occurrences,
     request,
     subscribe,
@@ -41,15 +42,17 @@ def amqp_url() -> str:
 
 
 @pytest.fixture
-def settings(settings: Settings, amqp_url: str) -> Settings:
-    return dataclasses.replace(
+def settings(settings: Settings, amqp_url: str) -> Iterator[Settings]:
+    exchange = f"statemgr.test.{uuid.uuid4().hex[:10]}"
+    yield dataclasses.replace(
         settings,
         amqp_url=amqp_url,
-        amqp_exchange=f"statemgr.test.{uuid.uuid4().hex[:10]}",
+        amqp_exchange=exchange,
         db_pool_max=24,
         event_heartbeat_seconds=0.5,
         event_poll_seconds=0.5,
     )
+    delete_exchange(amqp_url, exchange)
 
 
 @pytest.fixture

@@ -205,13 +205,17 @@ class AmqpQueue:
 
     def delete(self) -> None:
         with contextlib.closing(pika.BlockingConnection(pika.URLParameters(self.url))) as conn:
-            channel = conn.channel()
-            channel.queue_delete(self.name)
-            channel.exchange_delete(self.exchange)
+            conn.channel().queue_delete(self.name)
 
     @property
     def ids(self) -> list[str]:
         return [m[0] for m in self.messages]
+
+
+def delete_exchange(url: str, exchange: str) -> None:
+    """Removes a test's exchange (the relay declares it; deleting a missing one is a no-op)."""
+    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as conn:
+        conn.channel().exchange_delete(exchange)
 
 
 def first_occurrences(ids: list[str]) -> list[str]:

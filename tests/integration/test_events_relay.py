@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
@@ -25,7 +25,14 @@ from statemgr.v1 import conversation_service_pb2 as cs
 from tests.integration import services
 from tests.integration.conftest import Client, Clients
 from tests.integration.tcpproxy import TcpProxy
-from tests.integration.test_events_helpers import AmqpQueue, Collector, ServeProcess, request, write_conversation
+from tests.integration.test_events_helpers import (
+    AmqpQueue,
+    Collector,
+    ServeProcess,
+    delete_exchange,
+    request,
+    write_conversation,
+)
 
 
 @pytest.fixture
@@ -38,17 +45,19 @@ async def rabbit_proxy() -> AsyncIterator[TcpProxy]:
 
 
 @pytest.fixture
-def settings(settings: Settings, rabbit_proxy: TcpProxy) -> Settings:
+def settings(settings: Settings, rabbit_proxy: TcpProxy) -> Iterator[Settings]:
     """The relay talks to RabbitMQ through a proxy the test can cut; the test's queue connects directly."""
-    return dataclasses.replace(
+    exchange = f"statemgr.test.{uuid.uuid4().hex[:10]}"
+    yield dataclasses.replace(
         settings,
         amqp_url=f"amqp://guest:guest@{rabbit_proxy.address}/%2F",
-        amqp_exchange=f"statemgr.test.{uuid.uuid4().hex[:10]}",
+        amqp_exchange=exchange,
         event_heartbeat_seconds=0.5,
         event_poll_seconds=0.5,
         event_leader_poll_seconds=0.5,
         db_pool_max=16,
     )
+    delete_exchange(services.AMQP_URL, exchange)
 
 
 @pytest.fixture

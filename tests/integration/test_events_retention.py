@@ -117,6 +117,7 @@ async def test_polling_delivers_within_two_seconds_when_notifications_are_lost(
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
     event_id = await append(server.app, tenant_id, uuid.uuid4())
+    await _deliverable(database_url, event_id)  # a long transaction elsewhere in the cluster delays it; not timed
     assert [e.id for e in await stream.wait_for(1, timeout=2.0)] == [event_id]
     await stream.stop()
 
@@ -145,6 +146,18 @@ async def test_streaming_switched_off_is_unavailable(settings: Settings, clients
     finally:
         await other.close()
         await off.stop(grace=0.5)
+
+
+async def _deliverable(database_url: str, event_id: str) -> None:
+    """Waits until the event is below the horizon (every older transaction of the cluster has ended)."""
+    query = "SELECT tx_id < pg_snapshot_xmin(pg_current_snapshot()) FROM events WHERE id = %s"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for _ in range(300):
+            row = await (await conn.execute(query, (event_id,))).fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError("the event never got below the horizon")
 
 
 async def _cursors(tenant: Client, count: int) -> list[str]:

@@ -65,4 +65,3 @@ async def test_health_turns_not_serving_on_sigterm_then_the_process_exits(serve:
     assert await serve.health() == health_pb2.HealthCheckResponse.NOT_SERVING, "load balancers see the drain"
     assert await serve.wait(10) == 0
     assert await serve.health() is None
-

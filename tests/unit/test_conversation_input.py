@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from statemgr.domain import conversations as domain
+from statemgr.domain import validation
 from statemgr.domain.errors import Aborted, FailedPrecondition, InvalidArgument
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -51,11 +52,11 @@ def test_reply_window_is_open_until_it_expires() -> None:
 
 
 def test_etags() -> None:
-    assert domain.parse_etag("", "etag") is None
-    assert domain.parse_etag("7", "etag") == 7
-    assert domain.parse_etag('"7"', "etag") == 7
+    assert validation.parse_etag("", "etag") is None
+    assert validation.parse_etag("7", "etag") == 7
+    assert validation.parse_etag('"7"', "etag") == 7
     with pytest.raises(InvalidArgument) as caught:
-        domain.parse_etag("W/abc", "conversation.etag")
+        validation.parse_etag("W/abc", "conversation.etag")
     assert caught.value.field == "conversation.etag"
     domain.check_etag(conversation(), None)
     domain.check_etag(conversation(), 3)

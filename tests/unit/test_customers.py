@@ -42,10 +42,6 @@ def test_name_range_covers_exactly_the_terms_starting_with_the_query() -> None:
     assert long_low == "x" * customers.TERM_LENGTH
 
 
-def test_like_pattern_takes_wildcards_literally() -> None:
-    assert customers.like_pattern("50%_off\\") == "%50\\%\\_off\\\\%"
-
-
 @pytest.mark.parametrize(
     ("raw", "needs"),
     [("+44 20 7946 0958", False), (" tel:+1 201", False), ("TEL: +44", False), ("020 7946 0958", True), ("0044", True)],

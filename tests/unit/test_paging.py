@@ -38,3 +38,11 @@ def test_foreign_or_broken_tokens_are_refused(token: str, tenant: str, query: st
         paging.decode(token, tenant, query)
     assert caught.value.field == "page_token"
     assert message in caught.value.description
+
+
+def test_page_of_gives_a_token_only_when_the_query_returned_more() -> None:
+    full = paging.page_of([1, 2, 3], 2, TENANT, "q", lambda n: [n])
+    assert full.items == [1, 2] and paging.decode(full.next_page_token, TENANT, "q") == [2]
+    last = paging.page_of([1, 2], 2, TENANT, "q", lambda n: [n])
+    assert last.items == [1, 2] and last.next_page_token == ""
+    assert paging.page_of([], 2, TENANT, "q", lambda n: [n]) == paging.Page([], "")

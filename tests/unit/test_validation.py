@@ -47,3 +47,14 @@ def test_page_size() -> None:
     assert validation.page_size(10_000) == 500
     with pytest.raises(InvalidArgument, match="negative"):
         validation.page_size(-1)
+
+
+def test_mask_paths_and_etags() -> None:
+    assert validation.mask_paths(["b", "a", "b"], ("a", "b")) == ["b", "a"]
+    for paths in ([], ["a", "c"]):
+        with pytest.raises(InvalidArgument) as caught:
+            validation.mask_paths(paths, ("a", "b"))
+        assert caught.value.field == "update_mask"
+    assert validation.parse_etag("", "etag") is None and validation.parse_etag('"12"', "etag") == 12
+    with pytest.raises(InvalidArgument):
+        validation.parse_etag("W/x", "customer.etag")

@@ -16,7 +16,8 @@ from statemgr.cache import keys
 from statemgr.domain import conversations as domain
 from statemgr.domain import customers, validation
 from statemgr.domain.errors import InvalidArgument, NotFound
-from statemgr.services.conversations import ConversationService, PageRequest
+from statemgr.domain.paging import PageRequest
+from statemgr.services.conversations import ConversationService
 from statemgr.v1 import conversation_pb2 as pb
 from statemgr.v1 import conversation_service_pb2 as svc
 from statemgr.v1 import conversation_service_pb2_grpc as svc_grpc
@@ -103,7 +104,7 @@ class ConversationServicer(svc_grpc.ConversationServiceServicer):
     ) -> svc.UpdateConversationResponse:
         tenant_id = principal.tenant_id()
         conversation_id = validation.parse_uuid(request.conversation.id, "conversation.id")
-        etag = domain.parse_etag(request.conversation.etag, "conversation.etag")
+        etag = validation.parse_etag(request.conversation.etag, "conversation.etag")
         changes = _changes(request)
         updated = await self._service.update(tenant_id, conversation_id, changes, etag)
         return svc.UpdateConversationResponse(conversation=to_proto(updated))
@@ -117,7 +118,7 @@ class ConversationServicer(svc_grpc.ConversationServiceServicer):
         if target is None:
             raise InvalidArgument("state", "is required")
         reason = domain.reason(request.reason)
-        etag = domain.parse_etag(request.etag, "etag")
+        etag = validation.parse_etag(request.etag, "etag")
         moved = await self._service.transition(tenant_id, conversation_id, target, reason, etag)
         return svc.TransitionConversationResponse(conversation=to_proto(moved))
 

@@ -6,7 +6,9 @@ answers it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -15,22 +17,24 @@ from statemgr.api import convert, principal
 from statemgr.api.conversations import to_proto as conversation_proto
 from statemgr.api.messages import message_proto
 from statemgr.app import App
+from statemgr.cache import Cache, Key, keys
 from statemgr.domain import customers as domain
 from statemgr.domain import validation
-from statemgr.domain.conversations import parse_etag
-from statemgr.domain.errors import InvalidArgument
-from statemgr.services.conversations import PageRequest
+from statemgr.domain.errors import InvalidArgument, NotFound
+from statemgr.domain.paging import PageRequest
 from statemgr.services.customers import RECENT_CONVERSATIONS, RECENT_MESSAGES, ContextRequest, CustomerService
 from statemgr.v1 import conversation_pb2, customer_pb2
 from statemgr.v1 import customer_service_pb2 as svc
 from statemgr.v1 import customer_service_pb2_grpc as svc_grpc
 
 PAGE_SIZE = (50, 500)
+Finder = Callable[[], Awaitable[domain.Customer | None]]
 
 
 class CustomerServicer(svc_grpc.CustomerServiceServicer):
     def __init__(self, app: App) -> None:
-        self._service = CustomerService(app.db)
+        self._service = CustomerService(app.db, app.cache)
+        self._cache = app.cache
 
     async def UpsertCustomer(
         self, request: svc.UpsertCustomerRequest, context: grpc.aio.ServicerContext
@@ -44,22 +48,34 @@ class CustomerServicer(svc_grpc.CustomerServiceServicer):
     ) -> svc.GetCustomerResponse:
         tenant_id = principal.tenant_id()
         customer_id = validation.parse_uuid(request.customer_id, "customer_id")
-        found = await self._service.get(tenant_id, customer_id)
-        return svc.GetCustomerResponse(customer=customer_proto(found))
+        found = await cached_customer(self._cache, self._service, tenant_id, customer_id)
+        if found is None:
+            raise NotFound("customer", str(customer_id))
+        return svc.GetCustomerResponse(customer=found)
 
     async def LookupCustomer(
         self, request: svc.LookupCustomerRequest, context: grpc.aio.ServicerContext
     ) -> svc.LookupCustomerResponse:
         tenant_id = principal.tenant_id()
+        cache_key, find, what = await self._lookup(tenant_id, request)
+        found = await read_through(self._cache, cache_key, find)
+        if found is None:
+            raise NotFound("customer", what)
+        return svc.LookupCustomerResponse(customer=found)
+
+    async def _lookup(self, tenant_id: uuid.UUID, request: svc.LookupCustomerRequest) -> tuple[Key, Finder, str]:
+        """A LookupCustomer's cache key, its database read, and how NOT_FOUND names what was looked for."""
         key = request.WhichOneof("key")
         if key == "phone_number":
-            number = validation.required_text(request.phone_number, "phone_number")
-            found = await self._service.lookup_by_phone_number(tenant_id, number)
-        elif key == "whatsapp_id":
-            found = await self._service.lookup_by_whatsapp_id(tenant_id, domain.whatsapp_id(request.whatsapp_id, key))
-        else:
-            raise InvalidArgument("whatsapp_id", "give whatsapp_id or phone_number")
-        return svc.LookupCustomerResponse(customer=customer_proto(found))
+            number = validation.required_text(request.phone_number, key)
+            e164 = await self._service.e164(tenant_id, number, key)
+            find = functools.partial(self._service.find_by_phone_number, tenant_id, e164)
+            return keys.customer_by_phone(tenant_id, e164), find, "with this phone number"
+        if key == "whatsapp_id":
+            wa_id = domain.whatsapp_id(request.whatsapp_id, key)
+            find = functools.partial(self._service.find_by_whatsapp_id, tenant_id, wa_id)
+            return keys.customer_by_whatsapp(tenant_id, wa_id), find, "with this WhatsApp id"
+        raise InvalidArgument("whatsapp_id", "give whatsapp_id or phone_number")
 
     async def SearchCustomers(
         self, request: svc.SearchCustomersRequest, context: grpc.aio.ServicerContext
@@ -83,7 +99,7 @@ class CustomerServicer(svc_grpc.CustomerServiceServicer):
     ) -> svc.UpdateCustomerResponse:
         tenant_id = principal.tenant_id()
         customer_id = validation.parse_uuid(request.customer.id, "customer.id")
-        etag = parse_etag(request.customer.etag, "customer.etag")
+        etag = validation.parse_etag(request.customer.etag, "customer.etag")
         changes = _changes(request.customer, domain.update_paths(list(request.update_mask.paths)))
         updated = await self._service.update(tenant_id, customer_id, changes, etag)
         return svc.UpdateCustomerResponse(customer=customer_proto(updated))
@@ -104,6 +120,26 @@ class CustomerServicer(svc_grpc.CustomerServiceServicer):
         result = await self._service.history(tenant_id, customer_id, page)
         entries = [_history_entry_proto(entry) for entry in result.items]
         return svc.GetCustomerHistoryResponse(entries=entries, next_page_token=result.next_page_token)
+
+
+async def cached_customer(
+    cache: Cache, service: CustomerService, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> customer_pb2.Customer | None:
+    """The customer by id, read through the cache (GetCustomer, and ResolveOutbound's WhatsApp address)."""
+    return await read_through(
+        cache, keys.customer(tenant_id, customer_id), lambda: service.find(tenant_id, customer_id)
+    )
+
+
+async def read_through(cache: Cache, key: Key, find: Finder) -> customer_pb2.Customer | None:
+    """The customer cached under `key`, else `find()`'s answer (None: not found, cached briefly), stored for later."""
+
+    async def load() -> bytes | None:
+        found = await find()
+        return None if found is None else customer_proto(found).SerializeToString()
+
+    data = await cache.get_or_load(key, load)
+    return None if data is None else customer_pb2.Customer.FromString(data)
 
 
 def customer_proto(customer: domain.Customer) -> customer_pb2.Customer:

@@ -13,7 +13,7 @@ from statemgr.app import App
 from statemgr.domain import messages as domain
 from statemgr.domain import validation
 from statemgr.domain.errors import InvalidArgument
-from statemgr.services.conversations import PageRequest
+from statemgr.domain.paging import PageRequest
 from statemgr.services.messages import ItemResult, MessageService
 from statemgr.v1 import message_pb2 as pb
 from statemgr.v1 import message_service_pb2 as svc
@@ -39,7 +39,7 @@ _PB_DIRECTIONS: Mapping[domain.Direction, pb.MessageDirection] = {d: number for 
 
 class MessageServicer(svc_grpc.MessageServiceServicer):
     def __init__(self, app: App) -> None:
-        self._service = MessageService(app.db, app.settings)
+        self._service = MessageService(app.db, app.settings, app.cache)
 
     async def RecordMessage(
         self, request: svc.RecordMessageRequest, context: grpc.aio.ServicerContext
@@ -174,17 +174,9 @@ def _recorded_status(value: pb.MessageStatus, direction: domain.Direction) -> do
 
 
 def _ids_to_attach(request: svc.UpdateMessageRequest) -> list[domain.MessageKey]:
-    paths = list(dict.fromkeys(request.update_mask.paths))
-    if not paths:
-        raise InvalidArgument("update_mask", "names no field; use " + ", ".join(ID_PATHS))
-    keys = []
-    for path in paths:
-        if path not in ID_PATHS:
-            raise InvalidArgument("update_mask", f"cannot update {path[:64]!r}; allowed: " + ", ".join(ID_PATHS))
-        keys.append(
-            domain.key_of(request.message.whatsapp_message_id, request.message.genesys_message_id, path, "message.")
-        )
-    return keys
+    m = request.message
+    paths = validation.mask_paths(request.update_mask.paths, ID_PATHS)
+    return [domain.key_of(m.whatsapp_message_id, m.genesys_message_id, path, "message.") for path in paths]
 
 
 def _item(request: svc.UpdateMessageStatusRequest) -> domain.StatusReport | InvalidArgument:

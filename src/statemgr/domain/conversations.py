@@ -200,16 +200,6 @@ def metadata(value: Mapping[str, Any], field: str) -> dict[str, Any]:
     return validation.bounded_struct(value, field)
 
 
-def parse_etag(value: str, field: str) -> int | None:
-    """The version an etag stands for; None for no etag."""
-    if not value:
-        return None
-    try:
-        return int(value.strip('"'))
-    except ValueError:
-        raise InvalidArgument(field, "is not an etag this server issued") from None
-
-
 def check_etag(conversation: Conversation, expected: int | None) -> None:
     """ABORTED when the caller's etag is not the conversation's current one."""
     if expected is not None and expected != conversation.version:
@@ -218,12 +208,7 @@ def check_etag(conversation: Conversation, expected: int | None) -> None:
 
 def update_paths(paths: Sequence[str], field: str = "update_mask") -> list[str]:
     """The fields an UpdateConversation mask names; INVALID_ARGUMENT for none or an unknown one."""
-    if not paths:
-        raise InvalidArgument(field, "names no field; use " + ", ".join(UPDATABLE_FIELDS))
-    for path in paths:
-        if path not in UPDATABLE_FIELDS:
-            raise InvalidArgument(field, f"cannot update {path[:64]!r}; allowed: " + ", ".join(UPDATABLE_FIELDS))
-    return list(dict.fromkeys(paths))
+    return validation.mask_paths(paths, UPDATABLE_FIELDS, field)
 
 
 def conversation_position(

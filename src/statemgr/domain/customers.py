@@ -151,30 +151,6 @@ def name_query(value: str, field: str) -> str:
     return key
 
 
-def like_pattern(key: str) -> str:
-    """A LIKE pattern matching ``key`` anywhere, with LIKE's wildcards in ``key`` taken literally.
-
-    Such a condition cannot use an index under row-level security (LIKE is not LEAKPROOF): prefer name_range.
-    """
-    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def parse_etag(value: str, field: str) -> int | None:
-    """The version an etag stands for; None for no etag."""
-    if not value:
-        return None
-    try:
-        return int(value.strip('"'))
-    except ValueError:
-        raise InvalidArgument(field, "is not an etag this server issued") from None
-
-
 def update_paths(paths: list[str], field: str = "update_mask") -> list[str]:
     """The fields an UpdateCustomer mask names; INVALID_ARGUMENT for none or an unknown one."""
-    if not paths:
-        raise InvalidArgument(field, "names no field; use " + ", ".join(UPDATABLE_FIELDS))
-    for path in paths:
-        if path not in UPDATABLE_FIELDS:
-            raise InvalidArgument(field, f"cannot update {path[:64]!r}; allowed: " + ", ".join(UPDATABLE_FIELDS))
-    return list(dict.fromkeys(paths))
+    return validation.mask_paths(paths, UPDATABLE_FIELDS, field)

@@ -8,13 +8,39 @@ the data it could reach is limited to the caller's own tenant by row-level secur
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from statemgr.domain.errors import InvalidArgument
 
 _VERSION = 1
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PageRequest:
+    """A checked page_size and the raw page_token of a request."""
+
+    size: int
+    token: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of results; an empty `next_page_token` is the only end signal."""
+
+    items: list[T]
+    next_page_token: str
+
+
+def page_of(items: Sequence[T], size: int, tenant_id: str, query: str, position: Callable[[T], list[Any]]) -> Page[T]:
+    """The first `size` items; a token for the next page when the query returned more (it asks for size + 1)."""
+    shown = list(items[:size])
+    token = encode(tenant_id, query, position(shown[-1])) if len(items) > size and shown else ""
+    return Page(shown, token)
 
 
 def fingerprint(method: str, **filters: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from statemgr.domain.errors import InvalidArgument
@@ -66,6 +66,26 @@ def bounded_struct(value: Mapping[str, Any], field: str) -> dict[str, Any]:
     if "\\u0000" in encoded:
         raise InvalidArgument(field, "contains a NUL character")
     return data
+
+
+def parse_etag(value: str, field: str) -> int | None:
+    """The version an etag stands for; None for no etag."""
+    if not value:
+        return None
+    try:
+        return int(value.strip('"'))
+    except ValueError:
+        raise InvalidArgument(field, "is not an etag this server issued") from None
+
+
+def mask_paths(paths: Sequence[str], allowed: Sequence[str], field: str = "update_mask") -> list[str]:
+    """The fields an update mask names, each once; INVALID_ARGUMENT for none or one not in `allowed`."""
+    if not paths:
+        raise InvalidArgument(field, "names no field; use " + ", ".join(allowed))
+    for path in paths:
+        if path not in allowed:
+            raise InvalidArgument(field, f"cannot update {path[:64]!r}; allowed: " + ", ".join(allowed))
+    return list(dict.fromkeys(paths))
 
 
 def page_size(value: int, field: str = "page_size", default: int = 50, maximum: int = 500) -> int:

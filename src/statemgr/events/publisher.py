@@ -63,7 +63,10 @@ class AmqpPublisher:
         self._confirm_timeout = confirm_timeout
         self._connection: Any = None
         self._channel: Any = None
+        # _lost: the channel or the connection is gone (publishing must stop); _closed: the connection (and its
+        # socket) is closed. A channel closes before its connection does, so `close` waits for the latter.
         self._lost: asyncio.Future[BaseException] | None = None
+        self._closed: asyncio.Future[None] | None = None
         self._batch: _Batch | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._tag = 0
@@ -85,6 +88,7 @@ class AmqpPublisher:
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
+        self._closed = loop.create_future()
         self._tag = 0
         try:
             await self._open_connection(loop)
@@ -126,7 +130,7 @@ class AmqpPublisher:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is None or connection.is_closed:
             return
-        closed = self._lost
+        closed = self._closed
         if not connection.is_closing:
             connection.close()
         if closed is not None:
@@ -135,6 +139,7 @@ class AmqpPublisher:
                 # pika has no public abort; a broker that stopped answering would otherwise hold the socket until
                 # the AMQP heartbeat times out.
                 connection._adapter_disconnect_stream()
+                await asyncio.wait({closed}, timeout=_CLOSE_TIMEOUT)
 
     async def _open_connection(self, loop: asyncio.AbstractEventLoop) -> None:
         """Starts the connection (held in self._connection at once, so `close` can abort a handshake in progress)."""
@@ -149,6 +154,7 @@ class AmqpPublisher:
 
         def on_error(_connection: Any, exc: BaseException) -> None:
             self._set_lost(exc)
+            self._set_closed()
 
         self._connection = AsyncioConnection(
             params,
@@ -216,6 +222,7 @@ class AmqpPublisher:
 
     def _on_connection_closed(self, _connection: Any, reason: BaseException) -> None:
         self._set_lost(reason)
+        self._set_closed()
 
     def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         if not isinstance(reason, pika.exceptions.ChannelClosedByClient):
@@ -227,6 +234,10 @@ class AmqpPublisher:
     def _set_lost(self, reason: BaseException) -> None:
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(reason)
+
+    def _set_closed(self) -> None:
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
 
 
 class _Batch:

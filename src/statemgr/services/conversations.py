@@ -7,37 +7,24 @@ Creates race on the unique indexes instead: exactly one insert wins, the others 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncGenerator
 
-from statemgr.cache import Cache, keys
+from statemgr.cache import Cache, Kind, keys
 from statemgr.domain import conversations as domain
-from statemgr.domain import customers, paging
+from statemgr.domain import paging
 from statemgr.domain.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
 from statemgr.domain.events import Event, EventType
+from statemgr.domain.paging import Page, PageRequest
 from statemgr.events import outbox
+from statemgr.services import customers
 from statemgr.store import conversations as store
-from statemgr.store import tenants as tenant_store
 from statemgr.store.db import Connection, Database
 
-T = TypeVar("T")
 Created = tuple[domain.Conversation, str | None]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PageRequest:
-    """A checked page_size and the raw page_token of a request."""
-
-    size: int
-    token: str
 
 
 class ConversationService:
@@ -81,18 +68,18 @@ class ConversationService:
         after = domain.conversation_position(paging.decode(page.token, str(tenant_id), query))
         async with self._db.tenant(tenant_id) as conn:
             rows = await store.list_page(conn, tenant_id, filters, after, page.size + 1)
-        return _page(rows, page.size, str(tenant_id), query, lambda c: c.position())
+        return paging.page_of(rows, page.size, str(tenant_id), query, lambda c: c.position())
 
     async def search(
         self, tenant_id: uuid.UUID, criteria: domain.Criteria, page: PageRequest
     ) -> Page[domain.Conversation]:
         """`criteria.customer_phone_number` may be in any format; it is read with the tenant's default region."""
         async with self._db.tenant(tenant_id) as conn:
-            criteria = await _normalized_phone(conn, criteria)
+            criteria = await _normalized_phone(conn, tenant_id, criteria)
             query = paging.fingerprint("SearchConversations", **criteria.fingerprint_fields())
             after = domain.conversation_position(paging.decode(page.token, str(tenant_id), query))
             rows = await store.search_page(conn, tenant_id, criteria, after, page.size + 1)
-        return _page(rows, page.size, str(tenant_id), query, lambda c: c.position())
+        return paging.page_of(rows, page.size, str(tenant_id), query, lambda c: c.position())
 
     async def update(
         self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, changes: domain.Changes, etag: int | None
@@ -154,16 +141,31 @@ class ConversationService:
         async with self._db.tenant(tenant_id) as conn:
             _found(await store.get(conn, tenant_id, conversation_id), conversation_id)
             entries = await store.history_page(conn, tenant_id, conversation_id, after, page.size + 1)
-        return _page(entries, page.size, str(tenant_id), query, lambda e: e.position())
+        return paging.page_of(entries, page.size, str(tenant_id), query, lambda e: e.position())
 
 
-async def invalidate(cache: Cache, tenant_id: uuid.UUID, conversation: domain.Conversation) -> None:
-    """Drops every cached copy of `conversation` after a committed write (its previous Genesys ids included)."""
+async def recently_active(
+    db: Database, since: dt.datetime, limit: int
+) -> AsyncGenerator[tuple[uuid.UUID, domain.Conversation], None]:
+    """(tenant id, conversation) of every tenant's open conversations active since `since`, newest activity first,
+    at most `limit`: the cache warm-up's source. The only read across tenants (see sql/0009)."""
+    async with db.untenanted() as conn, contextlib.aclosing(store.recently_active(conn, since, limit)) as rows:
+        async for found in rows:  # aclosing: the cursor closes before the connection goes back to the pool
+            yield found
+
+
+async def invalidate(
+    cache: Cache, tenant_id: uuid.UUID, conversation: domain.Conversation, *, routes: bool = True
+) -> None:
+    """Drops every cached copy of `conversation` after a committed write (its previous Genesys ids included).
+
+    `routes=False` keeps ResolveOutbound's routes of its Genesys ids: for a write that changes none of what a route
+    holds (conversation id, WhatsApp conversation id, customer id), such as a message's activity. Otherwise every
+    outbound message would evict the route the next one needs.
+    """
     genesys_ids = [conversation.genesys_conversation_id or "", *conversation.previous_genesys_conversation_ids]
-    await cache.invalidate(
-        tenant_id,
-        keys.conversation_keys(tenant_id, conversation.id, conversation.whatsapp_conversation_id, genesys_ids),
-    )
+    found = keys.conversation_keys(tenant_id, conversation.id, conversation.whatsapp_conversation_id, genesys_ids)
+    await cache.invalidate(tenant_id, found if routes else [key for key in found if key.kind is not Kind.MAPPING])
 
 
 async def create_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewConversation) -> Created:
@@ -190,15 +192,11 @@ async def _locked(conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.
     return _found(await store.lock(conn, tenant_id, conversation_id), conversation_id)
 
 
-async def _normalized_phone(conn: Connection, criteria: domain.Criteria) -> domain.Criteria:
+async def _normalized_phone(conn: Connection, tenant_id: uuid.UUID, criteria: domain.Criteria) -> domain.Criteria:
     raw = criteria.customer_phone_number
     if raw is None:
         return criteria
-    region = None
-    if customers.needs_region(raw):
-        tenant = await tenant_store.get_tenant(conn)
-        region = tenant.default_region if tenant else None
-    phone = customers.phone_number(raw, region, "customer_phone_number")
+    phone = await customers.normalized_phone(conn, tenant_id, raw, "customer_phone_number")
     return dataclasses.replace(criteria, customer_phone_number=phone)
 
 
@@ -212,13 +210,6 @@ def _already_exists(existing: domain.Conversation, key: str) -> AlreadyExists:
     value = existing.whatsapp_conversation_id if key == "whatsapp_conversation_id" else existing.genesys_conversation_id
     message = f"conversation {existing.id} is open for {key} {value!r}; close it first or use it"
     return AlreadyExists("conversation", message, existing_id=str(existing.id))
-
-
-def _page(items: Sequence[T], size: int, tenant: str, query: str, position: Callable[[T], list[Any]]) -> Page[T]:
-    """The first `size` items; a token for the next page when the query returned more (it asks for size + 1)."""
-    shown = list(items[:size])
-    token = paging.encode(tenant, query, position(shown[-1])) if len(items) > size and shown else ""
-    return Page(shown, token)
 
 
 def _state_event_type(target: domain.State) -> EventType:

@@ -1,23 +1,25 @@
 """Customer use cases: each runs in one tenant transaction and writes its event to the outbox in it.
 
 Phone numbers are read with the tenant's default region (tenants.default_region) when they are not in + form.
-Events carry the customer's id only: never the phone number or the name.
+Events carry the customer's id only: never the phone number or the name. Every write invalidates the customer's
+cache keys after its commit (by id, WhatsApp id, and the phone numbers before and after).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Iterable
+from typing import Any, Final
 
+from statemgr.cache import Cache, keys
 from statemgr.domain import customers as domain
 from statemgr.domain import paging, phones
 from statemgr.domain.conversations import Conversation, Filter, State, conversation_position
 from statemgr.domain.errors import Aborted, InvalidArgument, NotFound
 from statemgr.domain.events import Event, EventType
+from statemgr.domain.paging import Page, PageRequest
 from statemgr.events import outbox
-from statemgr.services.conversations import Page, PageRequest
 from statemgr.store import conversations as conversation_store
 from statemgr.store import customers as store
 from statemgr.store import messages as message_store
@@ -25,9 +27,12 @@ from statemgr.store import tenants as tenant_store
 from statemgr.store.customers import Upserted
 from statemgr.store.db import Connection, Database
 
-T = TypeVar("T")
 RECENT_CONVERSATIONS = (5, 50)
 RECENT_MESSAGES = (20, 200)
+# A tenant's default region is fixed when the tenant is created (no RPC changes it), so each process remembers it:
+# a national number is then normalised without a query, as a cached LookupCustomer by phone needs.
+_REGIONS: dict[uuid.UUID, str] = {}
+_MAX_REGIONS: Final = 100_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,28 +48,35 @@ class ContextRequest:
 class CustomerService:
     """Every implemented CustomerService RPC, in domain terms. `tenant_id` always comes from the caller's API key."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: Cache) -> None:
         self._db = db
+        self._cache = cache
 
     async def upsert(self, tenant_id: uuid.UUID, given: domain.CustomerInput) -> Upserted:
         async with self._db.tenant(tenant_id) as conn:
-            return await upsert_in(conn, tenant_id, given, "customer.phone_number")
+            result = await upsert_in(conn, tenant_id, given, "customer.phone_number")
+        await invalidate_upserted(self._cache, tenant_id, result)
+        return result
 
-    async def get(self, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> domain.Customer:
+    async def find(self, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> domain.Customer | None:
         async with self._db.tenant(tenant_id) as conn:
-            return _found(await store.get(conn, tenant_id, customer_id), str(customer_id))
+            return await store.get(conn, tenant_id, customer_id)
 
-    async def lookup_by_whatsapp_id(self, tenant_id: uuid.UUID, whatsapp_id: str) -> domain.Customer:
+    async def find_by_whatsapp_id(self, tenant_id: uuid.UUID, whatsapp_id: str) -> domain.Customer | None:
         async with self._db.tenant(tenant_id) as conn:
-            found = await store.get_by_whatsapp_id(conn, tenant_id, whatsapp_id)
-        return _found(found, "with this WhatsApp id")
+            return await store.get_by_whatsapp_id(conn, tenant_id, whatsapp_id)
 
-    async def lookup_by_phone_number(self, tenant_id: uuid.UUID, raw: str) -> domain.Customer:
-        """`raw` in any format; a national one is read with the tenant's default region."""
+    async def find_by_phone_number(self, tenant_id: uuid.UUID, e164: str) -> domain.Customer | None:
+        """The customer with this number, already in E.164 (see `e164`)."""
         async with self._db.tenant(tenant_id) as conn:
-            phone = await normalized_phone(conn, raw, "phone_number")
-            found = await store.get_by_phone_number(conn, tenant_id, phone)
-        return _found(found, "with this phone number")
+            return await store.get_by_phone_number(conn, tenant_id, e164)
+
+    async def e164(self, tenant_id: uuid.UUID, raw: str, field: str) -> str:
+        """`raw` in E.164; a national number is read with the tenant's default region (asked once per process)."""
+        if not domain.needs_region(raw) or tenant_id in _REGIONS:
+            return domain.phone_number(raw, _REGIONS.get(tenant_id), field)
+        async with self._db.tenant(tenant_id) as conn:
+            return await normalized_phone(conn, tenant_id, raw, field)
 
     async def search_by_name(self, tenant_id: uuid.UUID, key: str, page: PageRequest) -> Page[domain.Customer]:
         """Customers a word of whose name starts with `key` (already folded by domain.customers.name_query)."""
@@ -72,7 +84,7 @@ class CustomerService:
         after = _position(paging.decode(page.token, str(tenant_id), query))
         async with self._db.tenant(tenant_id) as conn:
             rows = await store.search_by_name(conn, tenant_id, key, _store_page(page, after))
-        return _page(rows, page.size, str(tenant_id), query, lambda c: [domain.search_key(c.name), str(c.id)])
+        return paging.page_of(rows, page.size, str(tenant_id), query, lambda c: [domain.search_key(c.name), str(c.id)])
 
     async def search_by_phone_prefix(
         self, tenant_id: uuid.UUID, raw_prefix: str, page: PageRequest
@@ -82,22 +94,20 @@ class CustomerService:
         after = _position(paging.decode(page.token, str(tenant_id), query))
         async with self._db.tenant(tenant_id) as conn:
             rows = await store.search_by_phone_prefix(conn, tenant_id, prefix, _store_page(page, after))
-        return _page(rows, page.size, str(tenant_id), query, lambda c: [c.phone_number or "", str(c.id)])
+        return paging.page_of(rows, page.size, str(tenant_id), query, lambda c: [c.phone_number or "", str(c.id)])
 
     async def update(
         self, tenant_id: uuid.UUID, customer_id: uuid.UUID, changes: dict[str, Any], etag: int | None
     ) -> domain.Customer:
         """Sets `changes` (checked by the api layer; phone_number still raw, "" clears it)."""
         async with self._db.tenant(tenant_id) as conn:
-            if changes.get("phone_number"):
-                phone = await normalized_phone(conn, changes["phone_number"], "customer.phone_number")
-                changes = {**changes, "phone_number": phone}
-            elif "phone_number" in changes:
-                changes = {**changes, "phone_number": None}
+            changes = await _normalized_changes(conn, tenant_id, changes)
+            current = _found(await store.lock(conn, tenant_id, customer_id), str(customer_id))
             updated = await store.update(conn, tenant_id, customer_id, changes, etag)
-            if updated is None:
-                await _why_not_updated(conn, tenant_id, customer_id)
+            if updated is None:  # the row is locked: only the etag can have refused the update
+                raise Aborted("the customer changed since the etag was read; read it again and retry")
             await outbox.append(conn, tenant_id, _event(EventType.CUSTOMER_UPDATED, updated))
+        await invalidate(self._cache, tenant_id, updated, [current.phone_number])
         return updated
 
     async def context(self, tenant_id: uuid.UUID, request: ContextRequest) -> domain.Context:
@@ -118,7 +128,7 @@ class CustomerService:
             )
             assignments = await store.assignments(conn, tenant_id, [c.id for c in rows[: page.size]])
         entries = [domain.HistoryEntry(c, assignments.get(c.id, [])) for c in rows]
-        return _page(entries, page.size, str(tenant_id), query, lambda e: e.conversation.position())
+        return paging.page_of(entries, page.size, str(tenant_id), query, lambda e: e.conversation.position())
 
 
 async def upsert_in(conn: Connection, tenant_id: uuid.UUID, given: domain.CustomerInput, phone_field: str) -> Upserted:
@@ -126,9 +136,11 @@ async def upsert_in(conn: Connection, tenant_id: uuid.UUID, given: domain.Custom
 
     `given.phone_number` is raw (INVALID_ARGUMENT on `phone_field` when it is not a valid number); when neither it
     nor the stored profile has a number, the WhatsApp id read as an international number fills it, if valid.
+    After the commit, the caller passes the result to `invalidate_upserted`.
     """
     if given.phone_number:
-        given = dataclasses.replace(given, phone_number=await normalized_phone(conn, given.phone_number, phone_field))
+        phone = await normalized_phone(conn, tenant_id, given.phone_number, phone_field)
+        given = dataclasses.replace(given, phone_number=phone)
     else:
         given = dataclasses.replace(given, phone_number=None)
     result = await store.upsert(conn, tenant_id, given, domain.phone_from_whatsapp_id(given.whatsapp_id))
@@ -138,13 +150,50 @@ async def upsert_in(conn: Connection, tenant_id: uuid.UUID, given: domain.Custom
     return result
 
 
-async def normalized_phone(conn: Connection, raw: str, field: str) -> str:
+async def normalized_phone(conn: Connection, tenant_id: uuid.UUID, raw: str, field: str) -> str:
     """`raw` in E.164; a number not in + form is read with the tenant's default region."""
-    region = None
-    if domain.needs_region(raw):
-        tenant = await tenant_store.get_tenant(conn)
-        region = tenant.default_region if tenant else None
+    region = await _region(conn, tenant_id) if domain.needs_region(raw) else None
     return domain.phone_number(raw, region, field)
+
+
+async def invalidate(
+    cache: Cache, tenant_id: uuid.UUID, customer: domain.Customer, previous_phones: Iterable[str | None] = ()
+) -> None:
+    """Drops every cached copy of `customer` after a committed write: by id, by WhatsApp id, and by its phone number
+    and each number it had before the write (a lookup by an old number must not find it any more)."""
+    phones_ = dict.fromkeys([customer.phone_number or "", *(phone or "" for phone in previous_phones)])
+    await cache.invalidate(tenant_id, keys.customer_keys(tenant_id, customer.id, customer.whatsapp_id, phones_))
+
+
+async def invalidate_upserted(cache: Cache, tenant_id: uuid.UUID, result: Upserted) -> None:
+    """`invalidate` after a committed upsert that created or changed the customer (a repeat changes nothing).
+
+    A creation invalidates too: "not found" answers for its WhatsApp id and number are cached for a few seconds.
+    """
+    if result.created or result.updated:
+        await invalidate(cache, tenant_id, result.customer, [result.previous_phone_number])
+
+
+async def _normalized_changes(conn: Connection, tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` with the phone number in E.164 (None where "" clears it)."""
+    if changes.get("phone_number"):
+        phone = await normalized_phone(conn, tenant_id, changes["phone_number"], "customer.phone_number")
+        return {**changes, "phone_number": phone}
+    if "phone_number" in changes:
+        return {**changes, "phone_number": None}
+    return changes
+
+
+async def _region(conn: Connection, tenant_id: uuid.UUID) -> str | None:
+    region = _REGIONS.get(tenant_id)
+    if region is None:
+        tenant = await tenant_store.get_tenant(conn)
+        if tenant is None:
+            return None
+        if len(_REGIONS) >= _MAX_REGIONS:
+            _REGIONS.clear()
+        region = _REGIONS[tenant_id] = tenant.default_region
+    return region
 
 
 async def context_in(
@@ -185,11 +234,6 @@ async def _customer_of(conn: Connection, tenant_id: uuid.UUID, request: ContextR
     return _found(found, "with this WhatsApp id")
 
 
-async def _why_not_updated(conn: Connection, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> NoReturn:
-    _found(await store.get(conn, tenant_id, customer_id), str(customer_id))
-    raise Aborted("the customer changed since the etag was read; read it again and retry")
-
-
 def _phone_prefix(raw: str, field: str) -> str:
     try:
         return phones.normalize_prefix(raw)
@@ -212,13 +256,6 @@ def _position(position: list[Any] | None, field: str = "page_token") -> tuple[st
 def _store_page(page: PageRequest, after: tuple[str, uuid.UUID] | None) -> store.Page:
     key, ident = after or (None, None)
     return store.Page(limit=page.size + 1, after_key=key, after_id=ident)
-
-
-def _page(items: Sequence[T], size: int, tenant: str, query: str, position: Callable[[T], list[Any]]) -> Page[T]:
-    """The first `size` items; a token for the next page when the query returned more (it asks for size + 1)."""
-    shown = list(items[:size])
-    token = paging.encode(tenant, query, position(shown[-1])) if len(items) > size and shown else ""
-    return Page(shown, token)
 
 
 def _found(customer: domain.Customer | None, key: str) -> domain.Customer:

@@ -1,4 +1,4 @@
-"""The transformers' one-call resolutions, each in ONE tenant transaction.
+"""The transformers' one-call resolutions, each in ONE tenant transaction, invalidating what it wrote after commit.
 
 ResolveInbound upserts the customer, finds the open conversation of the WhatsApp conversation (or opens one: also
 after the previous one closed), and records the inbound message idempotently. Concurrent first messages of a new
@@ -6,8 +6,9 @@ customer meet on the customer row (INSERT ... ON CONFLICT locks it until commit)
 partial unique index conversations_one_open (create_in's ON CONFLICT DO NOTHING then finds the winner): one
 customer, one conversation, every message.
 
-ResolveOutbound resolves a Genesys conversation id (current or superseded) to the customer's WhatsApp address and
-records the outbound message idempotently.
+ResolveOutbound resolves a Genesys conversation id (current or superseded) to a `Route` (the conversation, and the
+customer to address), which the api layer caches, and records the outbound message idempotently in that
+conversation: the recording goes to PostgreSQL on every call.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import dataclasses
 import datetime as dt
 import uuid
 
+from statemgr.cache import Cache
 from statemgr.domain import customers as customer_domain
 from statemgr.domain import messages as message_domain
 from statemgr.domain.conversations import Conversation, NewConversation, State
 from statemgr.domain.errors import FailedPrecondition, NotFound
 from statemgr.services import conversations, customers, messages
 from statemgr.store import conversations as conversation_store
-from statemgr.store import customers as customer_store
 from statemgr.store import integration as store
 from statemgr.store import messages as message_store
+from statemgr.store.customers import Upserted
 from statemgr.store.db import Connection, Database
 
 
@@ -64,71 +66,115 @@ class Outbound:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """Where ResolveOutbound sends a Genesys conversation's messages: what the api layer caches per Genesys id.
+
+    A message changes none of this, so recording one keeps the route; the writes that can (a Genesys mapping, a new
+    conversation, a state change, a customer claiming the conversation) invalidate it. The customer's address
+    (WhatsApp id, phone number) is read through the customer's own cache key, which the customer's writes
+    invalidate; the reply window is judged from the conversation row the recording returns.
+    """
+
+    conversation_id: uuid.UUID
+    whatsapp_conversation_id: str
+    customer_id: uuid.UUID | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class OutboundResult:
-    whatsapp_id: str
-    phone_number: str
-    conversation: Conversation
+    conversation: Conversation  # as the recording left it
     message: message_domain.Message
     message_created: bool
 
 
 class IntegrationService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: Cache) -> None:
         self._db = db
+        self._cache = cache
 
     async def resolve_inbound(self, tenant_id: uuid.UUID, inbound: Inbound) -> InboundResult:
+        written = _Written()
         async with self._db.tenant(tenant_id) as conn:
-            given = customer_domain.CustomerInput(inbound.whatsapp_id, inbound.phone_number, inbound.customer_name)
-            upserted = await customers.upsert_in(conn, tenant_id, given, "phone_number")
-            key = message_domain.MessageKey(message_domain.KeyKind.WHATSAPP, inbound.whatsapp_message_id)
-            await message_store.lock_keys(conn, tenant_id, [key])
-            existing = await message_store.find_by_keys(conn, tenant_id, [key])
-            if existing:
-                return await _repeated_inbound(conn, tenant_id, inbound, upserted.customer, existing)
-            recorded, conversation, opened = await _record_new_inbound(conn, tenant_id, inbound, upserted.customer.id)
-            context = await customers.context_in(
-                conn, tenant_id, upserted.customer, *_CONTEXT_LIMITS, open_conversation=conversation
-            )
-        return InboundResult(context, conversation, recorded.message, upserted.created, opened, True)
+            result = await _resolve_inbound(conn, tenant_id, inbound, written)
+        await written.invalidate(self._cache, tenant_id)
+        return result
 
-    async def resolve_outbound(self, tenant_id: uuid.UUID, outbound: Outbound) -> OutboundResult:
+    async def route(self, tenant_id: uuid.UUID, genesys_conversation_id: str) -> Route | None:
+        """The route of a Genesys conversation id (current or superseded); None when no conversation has it."""
         async with self._db.tenant(tenant_id) as conn:
-            conversation = await conversation_store.lookup_by_genesys_id(
-                conn, tenant_id, outbound.genesys_conversation_id
-            )
-            if conversation is None:
-                raise NotFound("conversation with Genesys conversation id", outbound.genesys_conversation_id)
-            recorded = await messages.record_in(conn, tenant_id, _outbound_message(outbound, conversation.id))
-            conversation = recorded.conversation or conversation
-            customer = None
-            if conversation.customer_id is not None:
-                customer = await customer_store.get(conn, tenant_id, conversation.customer_id)
-        whatsapp_id = customer.whatsapp_id if customer else conversation.whatsapp_conversation_id
-        phone_number = (customer.phone_number if customer else None) or ""
-        return OutboundResult(whatsapp_id, phone_number, conversation, recorded.message, recorded.created)
+            found = await conversation_store.lookup_by_genesys_id(conn, tenant_id, genesys_conversation_id)
+        return None if found is None else Route(found.id, found.whatsapp_conversation_id, found.customer_id)
+
+    async def record_outbound(self, tenant_id: uuid.UUID, outbound: Outbound, route: Route) -> OutboundResult:
+        """Records the message in the route's conversation. For a new message, NOT_FOUND or FAILED_PRECONDITION when
+        that conversation is gone or closed; ALREADY_EXISTS when the Genesys message id has other content."""
+        async with self._db.tenant(tenant_id) as conn:
+            recorded = await messages.record_in(conn, tenant_id, _outbound_message(outbound, route.conversation_id))
+            conversation = recorded.conversation or await _conversation(conn, tenant_id, route.conversation_id)
+        await messages.invalidate_touched(self._cache, tenant_id, recorded)
+        return OutboundResult(conversation, recorded.message, recorded.created)
+
+
+@dataclasses.dataclass
+class _Written:
+    """What a resolution changed, to invalidate once it has committed."""
+
+    upserted: Upserted | None = None
+    # id -> the conversation as last written, and whether a write changed what its routes hold
+    conversations: dict[uuid.UUID, tuple[Conversation, bool]] = dataclasses.field(default_factory=dict)
+
+    def conversation(self, conversation: Conversation, routes: bool = False) -> None:
+        earlier = self.conversations.get(conversation.id)
+        self.conversations[conversation.id] = (conversation, routes or (earlier is not None and earlier[1]))
+
+    async def invalidate(self, cache: Cache, tenant_id: uuid.UUID) -> None:
+        if self.upserted is not None:
+            await customers.invalidate_upserted(cache, tenant_id, self.upserted)
+        for conversation, routes in self.conversations.values():
+            await conversations.invalidate(cache, tenant_id, conversation, routes=routes)
 
 
 _CONTEXT_LIMITS = (customers.RECENT_CONVERSATIONS[0], customers.RECENT_MESSAGES[0])
 
 
+async def _resolve_inbound(
+    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, written: _Written
+) -> InboundResult:
+    given = customer_domain.CustomerInput(inbound.whatsapp_id, inbound.phone_number, inbound.customer_name)
+    upserted = written.upserted = await customers.upsert_in(conn, tenant_id, given, "phone_number")
+    key = message_domain.MessageKey(message_domain.KeyKind.WHATSAPP, inbound.whatsapp_message_id)
+    await message_store.lock_keys(conn, tenant_id, [key])
+    existing = await message_store.find_by_keys(conn, tenant_id, [key])
+    if existing:
+        return await _repeated_inbound(conn, tenant_id, inbound, upserted.customer, existing)
+    customer_id = upserted.customer.id
+    recorded, conversation, opened = await _record_new_inbound(conn, tenant_id, inbound, customer_id, written)
+    context = await customers.context_in(
+        conn, tenant_id, upserted.customer, *_CONTEXT_LIMITS, open_conversation=conversation
+    )
+    return InboundResult(context, conversation, recorded.message, upserted.created, opened, True)
+
+
 async def _record_new_inbound(
-    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, customer_id: uuid.UUID
+    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, customer_id: uuid.UUID, written: _Written
 ) -> tuple[messages.Recorded, Conversation, bool]:
     """Records a new inbound message (its id locked and unused) in the open conversation, opened if need be.
 
     Returns the recording, the conversation after it, and whether this call opened the conversation.
     """
-    conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id)
+    conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, written)
     try:
         recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
     except FailedPrecondition:  # closed between finding it open and recording: the message opens a new one
-        conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id)
+        conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, written)
         recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
-    return recorded, recorded.conversation or conversation, opened
+    conversation = recorded.conversation or conversation
+    written.conversation(conversation)  # its activity and reply window moved
+    return recorded, conversation, opened
 
 
 async def _open_conversation(
-    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, customer_id: uuid.UUID
+    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, customer_id: uuid.UUID, written: _Written
 ) -> tuple[Conversation, bool]:
     """The open conversation of the WhatsApp conversation id (given to the customer if it had none), or a new one.
 
@@ -139,9 +185,13 @@ async def _open_conversation(
         new = NewConversation(inbound.whatsapp_conversation_id, customer_id=customer_id)
         found, conflict = await conversations.create_in(conn, tenant_id, new)
         if conflict is None:
+            written.conversation(found)
             return found, True
     if found.customer_id is None:
-        found = await store.claim_conversation(conn, tenant_id, found.id, customer_id) or found
+        claimed = await store.claim_conversation(conn, tenant_id, found.id, customer_id)
+        if claimed is not None:
+            written.conversation(claimed, routes=True)  # a route names the conversation's customer
+            found = claimed
     return found, False
 
 
@@ -154,11 +204,16 @@ async def _repeated_inbound(
 ) -> InboundResult:
     """A webhook delivered again: the first record, in the conversation it went to (ALREADY_EXISTS if it differs)."""
     message = messages.repeat_of(existing, _inbound_message(inbound, existing[0].conversation_id))
-    conversation = await conversation_store.get(conn, tenant_id, message.conversation_id)
-    if conversation is None:  # a message's conversation cannot go while the message stays
-        raise NotFound("conversation", str(message.conversation_id))
+    conversation = await _conversation(conn, tenant_id, message.conversation_id)
     context = await customers.context_in(conn, tenant_id, customer, *_CONTEXT_LIMITS)
     return InboundResult(context, conversation, message, False, False, False)
+
+
+async def _conversation(conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+    found = await conversation_store.get(conn, tenant_id, conversation_id)
+    if found is None:  # a message's conversation cannot go while the message stays
+        raise NotFound("conversation", str(conversation_id))
+    return found
 
 
 def _inbound_message(inbound: Inbound, conversation_id: uuid.UUID) -> message_domain.NewMessage:

@@ -17,14 +17,16 @@ from typing import NoReturn
 
 from psycopg import errors as pg_errors
 
+from statemgr.cache import Cache
 from statemgr.config import Settings
 from statemgr.domain import messages as domain
 from statemgr.domain import paging
 from statemgr.domain.conversations import Conversation, check_open
 from statemgr.domain.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from statemgr.domain.events import Event, EventType
+from statemgr.domain.paging import Page, PageRequest
 from statemgr.events import outbox
-from statemgr.services.conversations import Page, PageRequest
+from statemgr.services import conversations
 from statemgr.store import conversations as conversation_store
 from statemgr.store import messages as store
 from statemgr.store.db import Connection, Database
@@ -60,14 +62,17 @@ class ItemResult:
 class MessageService:
     """Every MessageService RPC, in domain terms. `tenant_id` always comes from the caller's API key."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, cache: Cache) -> None:
         self._db = db
+        self._cache = cache
         self._ttl = settings.parked_status_ttl_seconds
         self._max_retries = settings.max_message_retries
 
     async def record(self, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
         async with self._db.tenant(tenant_id) as conn:
-            return await record_in(conn, tenant_id, new)
+            recorded = await record_in(conn, tenant_id, new)
+        await invalidate_touched(self._cache, tenant_id, recorded)
+        return recorded
 
     async def get(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> domain.Message:
         async with self._db.tenant(tenant_id) as conn:
@@ -88,9 +93,7 @@ class MessageService:
             if await conversation_store.get(conn, tenant_id, conversation_id) is None:
                 raise NotFound("conversation", str(conversation_id))
             rows = await store.list_page(conn, tenant_id, conversation_id, page.size + 1, after)
-        shown = rows[: page.size]
-        token = paging.encode(str(tenant_id), query, shown[-1].position()) if len(rows) > page.size else ""
-        return Page(shown, token)
+        return paging.page_of(rows, page.size, str(tenant_id), query, lambda m: m.position())
 
     async def attach_ids(
         self, tenant_id: uuid.UUID, message_id: uuid.UUID, keys: list[domain.MessageKey]
@@ -207,6 +210,15 @@ async def insert_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessa
     await outbox.append(conn, tenant_id, _message_event(EventType.MESSAGE_RECORDED, message))
     message = await _apply_parked(conn, tenant_id, message, new.keys())
     return Recorded(message, created=True, conversation=conversation)
+
+
+async def invalidate_touched(cache: Cache, tenant_id: uuid.UUID, recorded: Recorded) -> None:
+    """After the commit: a new message changed its conversation (activity, etag, and the reply window when inbound).
+
+    ResolveOutbound's routes stay: a message changes none of what they hold.
+    """
+    if recorded.conversation is not None:
+        await conversations.invalidate(cache, tenant_id, recorded.conversation, routes=False)
 
 
 async def _noted(conn: Connection, tenant_id: uuid.UUID, outcome: domain.StatusOutcome) -> domain.StatusOutcome:

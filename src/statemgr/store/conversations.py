@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import psycopg
@@ -105,9 +105,7 @@ async def search_page(
         "genesys_conversation_id": criteria.genesys_conversation_id,
         "metadata": None if criteria.metadata is None else Jsonb(criteria.metadata),
         "phone_number": criteria.customer_phone_number,
-        "name_pattern": None
-        if criteria.customer_name_key is None
-        else customers.like_pattern(criteria.customer_name_key),
+        **_name_range(criteria.customer_name_key),
         **_after(after),
         "limit": limit,
     }
@@ -177,6 +175,18 @@ async def history_page(
     return [domain.HistoryEntry(**row) for row in rows]
 
 
+async def recently_active(
+    conn: Connection, since: dt.datetime, limit: int
+) -> AsyncGenerator[tuple[uuid.UUID, domain.Conversation], None]:
+    """(tenant id, conversation) of every tenant's open conversations active since `since`, newest activity first,
+    at most `limit`, streamed through a server-side cursor. `conn` is in a transaction with no tenant set
+    (Database.untenanted): the cache warm-up's one read across tenants (sql/0009)."""
+    async with conn.cursor(name="cache_warm") as cursor:
+        await cursor.execute(Q["cache_warm"], {"since": since, "limit": limit})
+        async for row in cursor:
+            yield row["tenant_id"], domain.Conversation.from_row(row)
+
+
 def translate(exc: psycopg.Error) -> StatemgrError | None:
     """The domain error a database error on conversations stands for, by constraint name; None if none."""
     if errors.is_unique_violation(exc, ONE_OPEN):
@@ -215,6 +225,11 @@ async def _one(conn: Connection, name: str, params: Mapping[str, Any]) -> domain
 async def _many(conn: Connection, name: str, params: Mapping[str, Any]) -> list[domain.Conversation]:
     rows = await (await _execute(conn, name, params)).fetchall()
     return [domain.Conversation.from_row(row) for row in rows]
+
+
+def _name_range(key: str | None) -> dict[str, str | None]:
+    low, high = (None, None) if key is None else customers.name_range(key)
+    return {"name_low": low, "name_high": high}
 
 
 def _after(position: Position) -> dict[str, object]:

@@ -18,11 +18,16 @@ Q = queries.load("customers")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Upserted:
-    """The customer after an upsert; `created` and `updated` say what the upsert did."""
+    """The customer after an upsert; `created` and `updated` say what the upsert did.
+
+    `previous_phone_number` is the number the upsert may have replaced (read under the row lock), so the caller can
+    invalidate what was cached under it; None when it had none or could not have replaced it.
+    """
 
     customer: Customer
     created: bool
     updated: bool
+    previous_phone_number: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,7 +46,34 @@ async def upsert(
 
     `default_phone_number` fills the phone number when neither `given` nor the stored profile has one.
     """
-    params = {
+    params = _upsert_params(tenant_id, given, default_phone_number)
+    previous: Customer | None = None
+    if given.phone_number is None:  # the stored number stays (or is filled where there was none)
+        row = await (await conn.execute(Q["upsert_customer"], params)).fetchone()
+    else:
+        previous, row = await _lock_and_upsert(conn, tenant_id, given.whatsapp_id, params)
+    before = None if previous is None else previous.phone_number
+    if row is not None:
+        return Upserted(Customer.from_row(row), bool(row["created"]), not row["created"], before)
+    existing = await get_by_whatsapp_id(conn, tenant_id, given.whatsapp_id)
+    if existing is None:  # the upsert locked the row: it cannot have gone
+        raise LookupError("the upserted customer vanished")
+    return Upserted(existing, created=False, updated=False)
+
+
+async def _lock_and_upsert(
+    conn: Connection, tenant_id: uuid.UUID, whatsapp_id: str, params: dict[str, Any]
+) -> tuple[Customer | None, dict[str, Any] | None]:
+    """The row as it was (locked) and as the upsert left it, in one round trip (pipelined)."""
+    async with conn.pipeline():
+        locked = await conn.execute(Q["lock_by_whatsapp_id"], {"tenant_id": tenant_id, "whatsapp_id": whatsapp_id})
+        upserted = await conn.execute(Q["upsert_customer"], params)
+    previous = await locked.fetchone()
+    return (None if previous is None else Customer.from_row(previous)), await upserted.fetchone()
+
+
+def _upsert_params(tenant_id: uuid.UUID, given: CustomerInput, default_phone_number: str | None) -> dict[str, Any]:
+    return {
         "tenant_id": tenant_id,
         "id": uuid.uuid4(),
         "whatsapp_id": given.whatsapp_id,
@@ -53,17 +85,15 @@ async def upsert(
         "preferences": _jsonb(given.preferences),
         "metadata": _jsonb(given.metadata),
     }
-    row = await (await conn.execute(Q["upsert_customer"], params)).fetchone()
-    if row is not None:
-        return Upserted(Customer.from_row(row), created=bool(row["created"]), updated=not row["created"])
-    existing = await get_by_whatsapp_id(conn, tenant_id, given.whatsapp_id)
-    if existing is None:  # the upsert locked the row: it cannot have gone
-        raise LookupError("the upserted customer vanished")
-    return Upserted(existing, created=False, updated=False)
 
 
 async def get(conn: Connection, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> Customer | None:
     return await _one_or_none(conn, "get_by_id", {"tenant_id": tenant_id, "id": customer_id})
+
+
+async def lock(conn: Connection, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> Customer | None:
+    """The customer, locked against other writers until commit."""
+    return await _one_or_none(conn, "lock_by_id", {"tenant_id": tenant_id, "id": customer_id})
 
 
 async def get_by_whatsapp_id(conn: Connection, tenant_id: uuid.UUID, whatsapp_id: str) -> Customer | None:

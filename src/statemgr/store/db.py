@@ -66,6 +66,13 @@ class Database:
                 raise
             await conn.execute("COMMIT")
 
+    @asynccontextmanager
+    async def untenanted(self) -> AsyncIterator[Connection]:
+        """A transaction with no tenant set: row-level security shows it no tenant's rows. It exists for the one
+        cross-tenant read, sql/0009's SECURITY DEFINER function (the cache warm-up); everything else uses `tenant`."""
+        async with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
     async def _configure(self, conn: Connection) -> None:
         # The URL may log in as an owner or superuser on a developer machine; the queries must not run as one.
         if self._role:

@@ -76,8 +76,9 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 
 -- name: search_conversations
--- Like list_conversations, with search criteria. Customers are matched by their E.164 phone number or by
--- name_search, the name folded by statemgr.domain.customers.search_key (name_pattern is a LIKE pattern on it).
+-- Like list_conversations, with search criteria. Customers are matched by their E.164 phone number or by a word
+-- start of their folded name: the range [name_low, name_high) of customer_name_terms, as customers.sql's
+-- search_by_name does (a LIKE on name_search could not use an index under forced row-level security: sql/0004).
 SELECT * FROM conversations c
 WHERE c.tenant_id = %(tenant_id)s
   AND (%(whatsapp_conversation_id)s::text IS NULL
@@ -89,9 +90,9 @@ WHERE c.tenant_id = %(tenant_id)s
   AND (%(phone_number)s::text IS NULL OR c.customer_id IN (
        SELECT cu.id FROM customers cu
        WHERE cu.tenant_id = %(tenant_id)s AND cu.phone_number = %(phone_number)s::text))
-  AND (%(name_pattern)s::text IS NULL OR c.customer_id IN (
-       SELECT cu.id FROM customers cu
-       WHERE cu.tenant_id = %(tenant_id)s AND cu.name_search LIKE %(name_pattern)s::text))
+  AND (%(name_low)s::text IS NULL OR c.customer_id IN (
+       SELECT t.customer_id FROM customer_name_terms t
+       WHERE t.tenant_id = %(tenant_id)s AND t.term >= %(name_low)s AND t.term < %(name_high)s))
   AND (%(after_created)s::timestamptz IS NULL
        OR (c.created_at, c.id) < (%(after_created)s::timestamptz, %(after_id)s::uuid))
 ORDER BY c.created_at DESC, c.id DESC
@@ -200,3 +201,8 @@ WHERE %(after_at)s::timestamptz IS NULL
    OR (at, rank, entry_id) > (%(after_at)s::timestamptz, %(after_rank)s::integer, %(after_id)s::text)
 ORDER BY at, rank, entry_id
 LIMIT %(limit)s
+
+-- name: cache_warm
+-- Every tenant's open conversations active since `since`, newest activity first, at most `limit`: the cache
+-- warm-up's read across tenants, through sql/0009's SECURITY DEFINER function (run with no tenant set).
+SELECT * FROM cache_warm_conversations(%(since)s, %(limit)s)

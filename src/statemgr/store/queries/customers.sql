@@ -46,9 +46,18 @@ SELECT * FROM customers WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 -- name: get_by_whatsapp_id
 SELECT * FROM customers WHERE tenant_id = %(tenant_id)s AND whatsapp_id = %(whatsapp_id)s
 
+-- name: lock_by_id
+-- The customer, locked against other writers until commit: a write reads what it replaces (the old phone number,
+-- whose cache key it must invalidate) with no other write in between.
+SELECT * FROM customers WHERE tenant_id = %(tenant_id)s AND id = %(id)s FOR NO KEY UPDATE
+
+-- name: lock_by_whatsapp_id
+SELECT * FROM customers WHERE tenant_id = %(tenant_id)s AND whatsapp_id = %(whatsapp_id)s FOR NO KEY UPDATE
+
 -- name: get_by_phone_number
 -- A number may be shared (a family phone): the most recently active profile answers.
-SELECT * FROM customers WHERE phone_number = %(phone_number)s::text ORDER BY updated_at DESC, id LIMIT 1
+SELECT * FROM customers WHERE tenant_id = %(tenant_id)s AND phone_number = %(phone_number)s::text
+ORDER BY updated_at DESC, id LIMIT 1
 
 -- name: search_by_name
 -- Names one of whose words starts with the folded query (or the run of words it spans): a range over
