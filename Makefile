@@ -49,5 +49,5 @@ migrate: $(STAMP)
 serve: migrate  ## migrate the database (created if missing), then serve on STATEMGR_LISTEN
 	.venv/bin/statemgr serve
 
-bench: $(STAMP)  ## benchmarks against the floor of this machine; writes bench/RESULTS.md
+bench: $(STAMP)  ## statemgr (servers it starts itself) vs its targets and the floor of this machine; writes bench/RESULTS.md
 	$(PY) -m bench

@@ -1,12 +1,14 @@
 """``python -m bench [--quick] [--only floor|scenarios] [--target host:port]``: measure and report.
 
-The floor first, then statemgr: by default on servers this run starts (bench.suite), or on ``--target``.
+The floor and statemgr: by default on servers this run starts (bench.suite), or on ``--target``; each floor case
+is measured just before the first scenario compared to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
 import sys
@@ -15,7 +17,7 @@ import time
 import grpc
 
 from bench import floor, report
-from bench.loadgen import Case, Plan, Result, measure
+from bench.loadgen import Case, Plan
 
 DEFAULT = Plan(duration_s=5.0, warmup_s=0.5, rate=None, concurrency=32, max_outstanding=1000)
 QUICK = Plan(duration_s=2.0, warmup_s=0.3, rate=None, concurrency=32, max_outstanding=1000)
@@ -51,34 +53,30 @@ def _plan(args: argparse.Namespace) -> Plan:
     )
 
 
-async def _measure_all(cases: list[Case], plan: Plan) -> list[Result]:
-    results = []
-    for case in cases:
-        for r in await measure(case, plan):
-            report.progress(r)
-            results.append(r)
-    return results
-
-
-async def _floor(args: argparse.Namespace, plan: Plan, run: report.Run) -> None:
-    env = floor.Environment(run.facts)
-    options = floor.Options.from_env(args.pg_pool, args.health_target)
-    print("floor:", file=sys.stderr)
-    async with floor.prepared(options, env) as cases:
-        run.cases.extend(cases)
-        run.results.extend(await _measure_all(cases, plan))
-
-
-async def _scenarios(args: argparse.Namespace, plan: Plan, run: report.Run) -> None:
+async def _scenarios(args: argparse.Namespace, plan: Plan, run: report.Run, floors: floor.Floors) -> None:
     from bench import suite  # imported only here, so the floor runs whatever state the stubs are in
 
     if not args.target:
-        await suite.own(plan, run)
+        await suite.own(plan, run, floors)
         return
     admin_key = os.environ.get("STATEMGR_BENCH_ADMIN_KEY", "")
     if not admin_key:
         raise SystemExit("--target needs the server's admin key in STATEMGR_BENCH_ADMIN_KEY")
-    await suite.against(args.target, admin_key, plan, run)
+    await suite.against(args.target, admin_key, plan, run, floors)
+
+
+async def _measure(args: argparse.Namespace, plan: Plan, run: report.Run) -> None:
+    """The floor's resources stay up while statemgr runs: each floor case is measured next to its scenarios."""
+    async with contextlib.AsyncExitStack() as stack:
+        cases: list[Case] = []
+        if args.only != "scenarios":
+            options = floor.Options.from_env(args.pg_pool, args.health_target)
+            cases = await stack.enter_async_context(floor.prepared(options, floor.Environment(run.facts)))
+            run.cases.extend(cases)
+        floors = floor.Floors(cases, plan, run)
+        if args.only != "floor":
+            await _scenarios(args, plan, run, floors)
+        await floors.rest()
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -88,10 +86,7 @@ async def _main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     status = 0
     try:
-        if args.only != "scenarios":
-            await _floor(args, plan, run)
-        if args.only != "floor":
-            await _scenarios(args, plan, run)
+        await _measure(args, plan, run)
     except (grpc.aio.AioRpcError, RuntimeError) as exc:  # report what was measured, then fail
         detail = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
         print(f"stopped: {detail}", file=sys.stderr)

@@ -18,8 +18,8 @@ import psycopg
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2
 
-from bench import floor_server, floordb, procfs
-from bench.loadgen import Call, Case, Probe, Usage
+from bench import floor_server, floordb, procfs, report
+from bench.loadgen import Call, Case, Plan, Probe, Usage, measure
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 RPC_TIMEOUT_S = 10.0
@@ -203,7 +203,9 @@ async def _enter(
     stack.push_async_callback(client.aclose)
     await client.set(floor_server.REDIS_KEY, REDIS_VALUE)
     stack.push_async_callback(client.delete, floor_server.REDIS_KEY)
-    env.facts["redis version"] = str((await client.info("server")).get("redis_version", "?"))
+    info = await client.info("server")
+    env.facts["redis version"] = str(info.get("redis_version", "?"))
+    redis_pid = int(info.get("process_id", 0))
     pool = floordb.pool(target, options.pg_pool_size)
     await pool.open(wait=True)
     stack.push_async_callback(pool.close)
@@ -218,4 +220,47 @@ async def _enter(
         noop_channel = grpc.aio.insecure_channel(options.health_target)
         stack.push_async_callback(noop_channel.close)
     env.facts["no-op target"] = options.health_target or f"{address} (bench floor server, no interceptors)"
-    return _cases(_rpc(noop_channel, HEALTH_CHECK), server, client, pool, _probe(admin, pid))
+    cases = _cases(_rpc(noop_channel, HEALTH_CHECK), server, client, pool, _probe(admin, pid))
+    if procfs.command(redis_pid).startswith("redis"):  # a local Redis: it is the server of the raw GETs
+        cases = [dataclasses.replace(c, probe=_redis_probe(redis_pid)) if c.name == "redis-get" else c for c in cases]
+    return cases
+
+
+def _redis_probe(pid: int) -> Probe:
+    async def probe() -> Usage:
+        return procfs.cpu_seconds([pid]), None
+
+    return probe
+
+
+async def measure_into(run: report.Run, case: Case, plan: Plan) -> None:
+    """Measures ``case`` and adds its results to ``run``, printing each as it comes."""
+    for result in await measure(case, plan):
+        report.progress(result)
+        run.results.append(result)
+
+
+class Floors:
+    """The floor cases not measured yet.
+
+    Each is measured just before the first scenario compared to it (its own floor first), so the two figures of a
+    ratio are taken seconds apart rather than minutes: on a shared machine the load of other work changes between
+    them. ``rest`` measures whatever no scenario asked for.
+    """
+
+    def __init__(self, cases: list[Case], plan: Plan, run: report.Run) -> None:
+        self._pending = {case.name: case for case in cases}
+        self._plan = plan
+        self._run = run
+
+    async def before(self, name: str | None) -> None:
+        """Measures the floor case ``name`` (and its own floor) unless it has been measured or is not here."""
+        case = self._pending.pop(name, None) if name else None
+        if case is None:
+            return
+        await self.before(case.floor)
+        await measure_into(self._run, case, self._plan)
+
+    async def rest(self) -> None:
+        for name in list(self._pending):
+            await self.before(name)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import grpc
 from hdrh.histogram import HdrHistogram
 
+from bench import procfs
+
 if TYPE_CHECKING:
     from bench.targets import Target
 
@@ -95,6 +97,16 @@ class Result:
     client_cpu_s: float = 0.0
     server_cpu_s: float | None = None
     pg_cpu_s: float | None = None
+    machine_cpu_s: float | None = None
+
+    @property
+    def rest_cpu_s(self) -> float | None:
+        """What the rest of the machine used meanwhile: other processes (other engineers' tests), PostgreSQL's
+        and Redis's own work, the kernel."""
+        if self.machine_cpu_s is None:
+            return None
+        ours = self.client_cpu_s + (self.server_cpu_s or 0.0) + (self.pg_cpu_s or 0.0)
+        return max(0.0, self.machine_cpu_s - ours)
 
     @property
     def error_count(self) -> int:
@@ -217,6 +229,7 @@ async def run_closed(name: str, call: Call, concurrency: int, duration_s: float)
 async def _run(case: Case, mode: str, plan: Plan) -> Result:
     """One run in one mode, with the CPU time the generator, the server and PostgreSQL spent on it."""
     before = await case.probe() if case.probe else (None, None)
+    machine = procfs.machine_busy_seconds()
     cpu = time.process_time()
     if mode == "open":
         rate = plan.rpc_rate(case) / case.rpcs
@@ -224,9 +237,11 @@ async def _run(case: Case, mode: str, plan: Plan) -> Result:
     else:
         result = await run_closed(case.name, case.call, plan.concurrency, plan.duration_s)
     cpu = time.process_time() - cpu
+    machine_after = procfs.machine_busy_seconds()
     after = await case.probe() if case.probe else (None, None)
     server, pg = (None if a is None or b is None else b - a for a, b in zip(before, after, strict=True))
-    return dataclasses.replace(result, client_cpu_s=cpu, server_cpu_s=server, pg_cpu_s=pg)
+    busy = None if machine is None or machine_after is None else machine_after - machine
+    return dataclasses.replace(result, client_cpu_s=cpu, server_cpu_s=server, pg_cpu_s=pg, machine_cpu_s=busy)
 
 
 async def measure(case: Case, plan: Plan) -> list[Result]:

@@ -29,6 +29,16 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / _TICKS
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU time the whole machine has spent busy (every core, every process, the kernel), from /proc/stat."""
+    try:
+        first = (_PROC / "stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
 def rss_mb(pid: int) -> float | None:
     """VmRSS of ``pid`` in MiB, or None if it is gone."""
     try:
@@ -38,6 +48,14 @@ def rss_mb(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def command(pid: int) -> str:
+    """The command name of ``pid`` ("" if there is none here)."""
+    try:
+        return (_PROC / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def children(pid: int) -> list[int]:

@@ -36,7 +36,17 @@ HEADERS = (
     "target",
     "met?",
 )
-CPU_HEADERS = ("scenario", "mode", "achieved/s", "gen cpu", "srv cpu", "srv ms/call", "pg cpu", "pg ms/call")
+CPU_HEADERS = (
+    "scenario",
+    "mode",
+    "achieved/s",
+    "gen cpu",
+    "srv cpu",
+    "srv ms/call",
+    "pg cpu",
+    "pg ms/call",
+    "rest cpu",
+)
 MEMORY_HEADERS = ("process", "pid", "RSS MB", "target", "met?")
 
 
@@ -85,10 +95,16 @@ def _judged(run: Run, r: Result) -> list[tuple[str, targets.Verdict]]:
 def verdicts(run: Run) -> list[tuple[str, str, targets.Verdict]]:
     """Every target of the run: (what, target, verdict), figures first, then memory."""
     out = []
-    for r in run.results:
+    for r in ordered(run):
         out += [(f"{r.name} ({r.mode})", text, verdict) for text, verdict in _judged(run, r)]
     out += [(f"{m.process} RSS", f"< {m.limit_mb:g} MB", m.verdict) for m in run.memory]
     return out
+
+
+def ordered(run: Run) -> list[Result]:
+    """The results in the order of their cases (the floor first), whatever the order they were measured in."""
+    index = {case.name: n for n, case in enumerate(run.cases)}
+    return sorted(run.results, key=lambda r: (index.get(r.name, len(index)), r.mode != "open"))
 
 
 def _mode(r: Result) -> str:
@@ -99,7 +115,7 @@ def _rows(run: Run) -> list[tuple[str, ...]]:
     floors = {case.name: case.floor for case in run.cases}
     by_key = {(r.name, r.mode): r for r in run.results}
     rows = []
-    for r in run.results:
+    for r in ordered(run):
         base = by_key.get((floors.get(r.name) or "", r.mode))
         p50_ratio = _ratio(r.p50_ms, base.p50_ms) if base else ""
         rate_ratio = _ratio(r.achieved_rate, base.achieved_rate) if base and r.mode == "closed" else ""
@@ -149,8 +165,9 @@ def _cpu_rows(run: Run) -> list[tuple[str, ...]]:
             _per_call(r.server_cpu_s, r),
             _share(r.pg_cpu_s, r),
             _per_call(r.pg_cpu_s, r),
+            _share(r.rest_cpu_s, r),
         )
-        for r in run.results
+        for r in ordered(run)
     ]
 
 
@@ -303,8 +320,9 @@ def markdown(run: Run) -> str:
     out += ["## CPU time", "", _markdown(CPU_HEADERS, _cpu_rows(run), _CPU_TEXT), ""]
     out += [
         "CPU time during each point, from /proc: gen = this load generator; srv = the serving processes (the floor",
-        "server, or statemgr's workers); pg = the PostgreSQL backends of the case's database. A share of 100% is",
-        "one core; ms/call divides by the successful calls.",
+        "server, Redis for redis-get, or statemgr's workers); pg = the PostgreSQL backends of the case's database;",
+        "rest = the rest of the machine meanwhile (other processes such as other test runs, PostgreSQL's WAL",
+        f"writer, Redis, the kernel). 100% is one core (of {os.cpu_count()}); ms/call divides by the successful calls.",
         "",
     ]
     if run.memory:
@@ -319,16 +337,32 @@ def markdown(run: Run) -> str:
     return "\n".join(out) + "\n"
 
 
+# Of one core: another process using this much during a point competed with the code under test for the cores.
+REST_WARNING = 0.5
+
+
 def warnings(run: Run) -> list[str]:
     """Signs that the machine, not the code under test, set the figures."""
+    out = []
     late = [r.name for r in run.results if r.send_lag_p99_ms is not None and r.send_lag_p99_ms > LAG_WARNING_MS]
-    if not late:
-        return []
-    return [
-        f"the load generator sent late (lag p99 > {LAG_WARNING_MS:g} ms) in {', '.join(late)}: it was short of CPU,"
-        " probably because something else was running; those figures are not trustworthy, run again on a quiet"
-        " machine."
+    if late:
+        out.append(
+            f"the load generator sent late (lag p99 > {LAG_WARNING_MS:g} ms) in {', '.join(dict.fromkeys(late))}: it"
+            " was short of CPU, probably because something else was running; those figures are not trustworthy,"
+            " run again on a quiet machine."
+        )
+    busy = [
+        f"{r.name} ({r.mode}, {rest / r.elapsed_s:.0%})"
+        for r in ordered(run)
+        if (rest := r.rest_cpu_s) is not None and r.elapsed_s > 0 and rest / r.elapsed_s > REST_WARNING
     ]
+    if busy:
+        out.append(
+            f"the rest of the machine (other processes, PostgreSQL's and Redis's own work, the kernel) used more than"
+            f" {REST_WARNING:.0%} of a core during: {', '.join(busy)}. Figures taken while something else competed"
+            " for the cores are slower than this code is."
+        )
+    return out
 
 
 def publish(run: Run) -> None:

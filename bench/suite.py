@@ -21,7 +21,8 @@ import grpc
 import psycopg
 
 from bench import procfs, report, statemgr_server, targets
-from bench.loadgen import MODES, Case, Plan, Probe, measure
+from bench.floor import Floors, measure_into
+from bench.loadgen import MODES, Case, Plan, Probe
 from bench.scenarios import SCENARIOS, Context
 from bench.statemgr_server import Config
 
@@ -101,9 +102,16 @@ def _expected_calls(rate: float, item: Item, plan: Plan) -> int:
     return int(calls) + 1
 
 
-async def _measure(
-    run: report.Run, phase: Phase, plan: Plan, channels: Sequence[grpc.aio.Channel], admin_key: str, probe: Probe | None
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Where:
+    """What a phase's cases are measured through."""
+
+    channels: Sequence[grpc.aio.Channel]
+    admin_key: str
+    probe: Probe | None
+
+
+async def _measure(run: report.Run, phase: Phase, plan: Plan, where: _Where, floors: Floors) -> None:
     for item in phase.items:
         scenario = SCENARIOS[item.scenario]
         calls = _expected_calls((plan.rate or scenario.rate) / scenario.rpcs, item, plan)
@@ -111,33 +119,32 @@ async def _measure(
             scenario.name + phase.suffix,
             scenario.floor,
             scenario.description,
-            await scenario.setup(Context(channels, admin_key, calls)),
+            await scenario.setup(Context(where.channels, where.admin_key, calls)),
             rpcs=scenario.rpcs,
             rate=scenario.rate,
             modes=item.modes,
             targets=item.targets,
-            probe=probe,
+            probe=where.probe,
         )
         run.cases.append(case)
-        for result in await measure(case, plan):
-            report.progress(result)
-            run.results.append(result)
+        await floors.before(case.floor)
+        await measure_into(run, case, plan)
 
 
-async def against(target: str, admin_key: str, plan: Plan, run: report.Run) -> None:
+async def against(target: str, admin_key: str, plan: Plan, run: report.Run, floors: Floors) -> None:
     """The first phase's scenarios against a server someone else runs."""
     print(f"scenarios against {target}:", file=sys.stderr)
     run.facts["statemgr server"] = f"{target} (external: its configuration is not known here)"
     async with grpc.aio.insecure_channel(target) as channel:
-        await _measure(run, PHASES[0], plan, [channel], admin_key, None)
+        await _measure(run, PHASES[0], plan, _Where([channel], admin_key, None), floors)
 
 
-async def own(plan: Plan, run: report.Run) -> None:
+async def own(plan: Plan, run: report.Run, floors: Floors) -> None:
     """Every phase, each on a server of its own, on one throwaway database."""
     async with statemgr_server.database() as db, _admin(db) as admin:
         run.notes.extend(SERVER_NOTES)
         for phase in PHASES:
-            await _phase(run, phase, plan, db, admin)
+            await _phase(run, phase, plan, db, admin, floors)
 
 
 @contextlib.asynccontextmanager
@@ -152,13 +159,16 @@ async def _phase(
     plan: Plan,
     db: statemgr_server.Database,
     admin: psycopg.AsyncConnection[tuple[object, ...]],
+    floors: Floors,
 ) -> None:
     config = phase.config
     label = f"statemgr serve --workers {config.workers}, log level {config.log_level}"
     print(f"scenarios on {label}:", file=sys.stderr)
+    run.facts[f"load average before {label}"] = report.load_average()
     async with statemgr_server.running(db, config) as server:
         async with statemgr_server.channels(server, CHANNELS_PER_WORKER) as channels:
-            await _measure(run, phase, plan, channels, server.admin_key, server.probe(admin, db))
+            where = _Where(channels, server.admin_key, server.probe(admin, db))
+            await _measure(run, phase, plan, where, floors)
         workers = server.workers()
         for n, pid in enumerate(workers, start=1):
             name = f"{label}: worker {n} of {len(workers)}" if config.workers > 1 else label
