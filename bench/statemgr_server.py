@@ -1,9 +1,9 @@
 """The statemgr under test: a throwaway migrated database and a real ``statemgr serve --workers N`` subprocess.
 
 The server runs with a random admin key, on a free port of 127.0.0.1, with Redis on a database number of its own
-(flushed before each start), no AMQP (events stay in PostgreSQL's outbox and log), no metrics listener, and the
-log level asked for; its output goes to a file, shown if it fails to start. Nothing else of the environment's
-STATEMGR_* variables reaches it, so a developer's settings do not change the figures.
+(flushed before each start and after each stop), no AMQP (events stay in PostgreSQL's outbox and log), no metrics
+listener, and the log level asked for; its output goes to a file, shown if it fails to start. Nothing else of the
+environment's STATEMGR_* variables reaches it, so a developer's settings do not change the figures.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _environment(db: Database, port: int, admin_key: str, log_level: str) -> dic
 
 
 async def flush_redis() -> None:
-    """Empties the server's Redis database: every run starts with a cold shared cache."""
+    """Empties the servers' Redis database: each server starts with a cold shared cache."""
     client = aioredis.Redis.from_url(REDIS_URL)
     try:
         await client.flushdb()
@@ -154,6 +154,7 @@ async def running(db: Database, config: Config) -> AsyncIterator[Server]:
             yield server
         finally:
             server.exit_code = await _stop(process)
+            await flush_redis()  # leave nothing of this run's cache behind
 
 
 async def _until_serving(server: Server, log: pathlib.Path) -> None:

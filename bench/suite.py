@@ -86,7 +86,7 @@ SERVER_NOTES = (
     f"{CHANNELS_PER_WORKER} connections on each worker, placed by checking in /proc which worker accepted each.",
     "Server settings: STATEMGR_AMQP_URL empty (no RabbitMQ: events are written to PostgreSQL's outbox and event"
     " log only, nothing is relayed), STATEMGR_METRICS_LISTEN empty, STATEMGR_REDIS_URL"
-    f" {statemgr_server.REDIS_URL} (flushed before each server starts), a random admin key, and"
+    f" {statemgr_server.REDIS_URL} (flushed before each server starts and after it stops), a random admin key, and"
     " STATEMGR_LOG_LEVEL=warning: at info the service writes one JSON line per RPC, which would dominate the"
     " cheap calls; the `[log info]` rows measure the lookup with it on (output to a file) to show that cost.",
 )
