@@ -90,16 +90,21 @@ async def server(settings: Settings) -> AsyncIterator[server_mod.Server]:
     await started.stop(grace=0.5)
 
 
-class _BearerAuth(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _BearerMetadata:
     def __init__(self, key: str) -> None:
         self._metadata = (("authorization", f"Bearer {key}"),)
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), *self._metadata))
 
+
+# grpc.aio files an interceptor under the first call kind it implements, so each kind needs its own class.
+class _BearerUnary(_BearerMetadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _BearerStream(_BearerMetadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
@@ -129,7 +134,7 @@ class Clients:
         self._channels: list[grpc.aio.Channel] = []
 
     def with_key(self, key: str, tenant_id: str = "") -> Client:
-        interceptors = [_BearerAuth(key)] if key else []
+        interceptors = [_BearerUnary(key), _BearerStream(key)] if key else []
         channel = grpc.aio.insecure_channel(self.target, interceptors=interceptors)
         self._channels.append(channel)
         return Client(channel, tenant_id, key)

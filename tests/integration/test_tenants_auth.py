@@ -129,3 +129,15 @@ async def test_retention_policy_round_trip(clients: Clients) -> None:
 async def test_unknown_key_on_tenant_service_is_unauthenticated(clients: Clients) -> None:
     for client in (clients.with_key(""), clients.with_key("wrong-admin-key")):
         await expect(client.tenants.CreateTenant(ts.CreateTenantRequest()), grpc.StatusCode.UNAUTHENTICATED)
+
+
+async def test_streams_authenticate_like_unary_calls(clients: Clients) -> None:
+    from statemgr.v1 import event_service_pb2 as es
+
+    tenant = await clients.new_tenant()
+    stream = tenant.events.Subscribe(es.SubscribeRequest(from_now=True))
+    first = await stream.read()
+    assert first.HasField("heartbeat") or first.HasField("event")
+    stream.cancel()
+    anonymous = clients.with_key("").events.Subscribe(es.SubscribeRequest(from_now=True))
+    await expect(anonymous.read(), grpc.StatusCode.UNAUTHENTICATED)
