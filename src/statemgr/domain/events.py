@@ -37,6 +37,9 @@ class Event:
 
     def payload(self) -> dict[str, str]:
         """The fields worth storing, as JSON-ready strings; empty ones left out."""
-        fields = dataclasses.asdict(self)
-        fields.pop("type")
-        return {k: str(v) for k, v in fields.items() if v not in (None, "")}
+        # Read by name, not with dataclasses.asdict: this runs on every write and asdict deep-copies.
+        values = ((name, getattr(self, name)) for name in _PAYLOAD_FIELDS)
+        return {name: str(value) for name, value in values if value is not None and value != ""}
+
+
+_PAYLOAD_FIELDS = tuple(field.name for field in dataclasses.fields(Event) if field.name != "type")
