@@ -8,14 +8,21 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    """A Timestamp, or None (leaves the field unset) for None."""
+    """A Timestamp, or None (leaves the field unset) for None; naive datetimes are UTC, as in FromDatetime.
+
+    Computed here rather than with Timestamp.FromDatetime, which goes through a time tuple and costs several times
+    as much: a customer context converts over a hundred timestamps.
+    """
     if value is None:
         return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    since = value - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=value.microsecond * 1_000)
 
 
 def datetime(ts: timestamp_pb2.Timestamp) -> dt.datetime:

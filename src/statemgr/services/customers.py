@@ -143,7 +143,9 @@ async def upsert_in(conn: Connection, tenant_id: uuid.UUID, given: domain.Custom
         given = dataclasses.replace(given, phone_number=phone)
     else:
         given = dataclasses.replace(given, phone_number=None)
-    result = await store.upsert(conn, tenant_id, given, domain.phone_from_whatsapp_id(given.whatsapp_id))
+    # a given number leaves the default unused (see customers.sql's upsert_customer): no need to parse the id
+    default_phone = None if given.phone_number else domain.phone_from_whatsapp_id(given.whatsapp_id)
+    result = await store.upsert(conn, tenant_id, given, default_phone)
     if result.created or result.updated:
         event_type = EventType.CUSTOMER_CREATED if result.created else EventType.CUSTOMER_UPDATED
         await outbox.append(conn, tenant_id, _event(event_type, result.customer))
@@ -205,6 +207,11 @@ async def context_in(
     open_conversation: Conversation | None = None,
 ) -> domain.Context:
     """The customer's context, read inside the caller's transaction (`open_conversation` when already known)."""
+    if open_conversation is not None:  # its messages are the ones to show: one round trip reads both
+        recent, messages = await store.recent(
+            conn, tenant_id, customer.id, conversation_limit, open_conversation.id, message_limit
+        )
+        return domain.Context(customer, open_conversation, recent, messages)
     recent = await conversation_store.list_page(
         conn, tenant_id, Filter(customer_id=customer.id), None, conversation_limit
     )

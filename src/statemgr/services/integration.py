@@ -25,7 +25,6 @@ from statemgr.domain.errors import FailedPrecondition, NotFound
 from statemgr.services import conversations, customers, messages
 from statemgr.store import conversations as conversation_store
 from statemgr.store import integration as store
-from statemgr.store import messages as message_store
 from statemgr.store.customers import Upserted
 from statemgr.store.db import Connection, Database
 
@@ -143,12 +142,11 @@ async def _resolve_inbound(
     given = customer_domain.CustomerInput(inbound.whatsapp_id, inbound.phone_number, inbound.customer_name)
     upserted = written.upserted = await customers.upsert_in(conn, tenant_id, given, "phone_number")
     key = message_domain.MessageKey(message_domain.KeyKind.WHATSAPP, inbound.whatsapp_message_id)
-    await message_store.lock_keys(conn, tenant_id, [key])
-    existing = await message_store.find_by_keys(conn, tenant_id, [key])
+    existing, found = await store.lock_and_find_inbound(conn, tenant_id, key, inbound.whatsapp_conversation_id)
     if existing:
         return await _repeated_inbound(conn, tenant_id, inbound, upserted.customer, existing)
     customer_id = upserted.customer.id
-    recorded, conversation, opened = await _record_new_inbound(conn, tenant_id, inbound, customer_id, written)
+    recorded, conversation, opened = await _record_new_inbound(conn, tenant_id, inbound, customer_id, found, written)
     context = await customers.context_in(
         conn, tenant_id, upserted.customer, *_CONTEXT_LIMITS, open_conversation=conversation
     )
@@ -156,17 +154,24 @@ async def _resolve_inbound(
 
 
 async def _record_new_inbound(
-    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, customer_id: uuid.UUID, written: _Written
+    conn: Connection,
+    tenant_id: uuid.UUID,
+    inbound: Inbound,
+    customer_id: uuid.UUID,
+    found: Conversation | None,
+    written: _Written,
 ) -> tuple[messages.Recorded, Conversation, bool]:
     """Records a new inbound message (its id locked and unused) in the open conversation, opened if need be.
 
-    Returns the recording, the conversation after it, and whether this call opened the conversation.
+    `found` is what lookup_by_whatsapp_id read for the WhatsApp conversation id. Returns the recording, the
+    conversation after it, and whether this call opened the conversation.
     """
-    conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, written)
+    conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, found, written)
     try:
         recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
     except FailedPrecondition:  # closed between finding it open and recording: the message opens a new one
-        conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, written)
+        found = await conversation_store.lookup_by_whatsapp_id(conn, tenant_id, inbound.whatsapp_conversation_id)
+        conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, found, written)
         recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
     conversation = recorded.conversation or conversation
     written.conversation(conversation)  # its activity and reply window moved
@@ -174,13 +179,17 @@ async def _record_new_inbound(
 
 
 async def _open_conversation(
-    conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, customer_id: uuid.UUID, written: _Written
+    conn: Connection,
+    tenant_id: uuid.UUID,
+    inbound: Inbound,
+    customer_id: uuid.UUID,
+    found: Conversation | None,
+    written: _Written,
 ) -> tuple[Conversation, bool]:
     """The open conversation of the WhatsApp conversation id (given to the customer if it had none), or a new one.
 
-    Returns it and whether this call opened it.
+    `found` is the conversation lookup_by_whatsapp_id just read. Returns it and whether this call opened it.
     """
-    found = await conversation_store.lookup_by_whatsapp_id(conn, tenant_id, inbound.whatsapp_conversation_id)
     if found is None or found.state is State.CLOSED:
         new = NewConversation(inbound.whatsapp_conversation_id, customer_id=customer_id)
         found, conflict = await conversations.create_in(conn, tenant_id, new)

@@ -186,9 +186,7 @@ async def record_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessa
 
     ALREADY_EXISTS when the ids belong to a message with different content (see domain.messages.same_message).
     """
-    keys = new.keys()
-    await store.lock_keys(conn, tenant_id, keys)
-    existing = await store.find_by_keys(conn, tenant_id, keys)
+    existing = await store.lock_and_find(conn, tenant_id, new.keys())
     if existing:
         return Recorded(repeat_of(existing, new), created=False)
     return await insert_in(conn, tenant_id, new)
@@ -206,9 +204,13 @@ async def insert_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessa
     conversation = await store.touch_conversation(conn, tenant_id, new.conversation_id, at, inbound)
     if conversation is None:
         await _conversation_refuses(conn, tenant_id, new.conversation_id)
-    message = await store.insert(conn, tenant_id, new)
-    await outbox.append(conn, tenant_id, _message_event(EventType.MESSAGE_RECORDED, message))
-    message = await _apply_parked(conn, tenant_id, message, new.keys())
+    message_id = uuid.uuid4()
+    async with conn.pipeline():  # one round trip for the message and its event
+        inserting = await store.queue_insert(conn, tenant_id, new, message_id)
+        await outbox.append(conn, tenant_id, _recorded_event(new, message_id))
+    message, parked = await store.inserted(inserting)
+    if parked:
+        message = await _apply_parked(conn, tenant_id, message, new.keys())
     return Recorded(message, created=True, conversation=conversation)
 
 
@@ -309,6 +311,16 @@ def _found(message: domain.Message | None, key: str) -> domain.Message:
 def _status_event(outcome: domain.StatusOutcome) -> Event:
     assert outcome.message is not None
     return _message_event(EventType.MESSAGE_STATUS_CHANGED, outcome.message)
+
+
+def _recorded_event(new: domain.NewMessage, message_id: uuid.UUID) -> Event:
+    """MESSAGE_RECORDED for `new`, recorded as `message_id` (the INSERT stores `new.status` as given)."""
+    return Event(
+        type=EventType.MESSAGE_RECORDED,
+        conversation_id=new.conversation_id,
+        message_id=message_id,
+        message_status=new.status.value,
+    )
 
 
 def _message_event(event_type: EventType, message: domain.Message) -> Event:

@@ -82,7 +82,12 @@ async def list_page(
     conn: Connection, tenant_id: uuid.UUID, filters: domain.Filter, after: Position, limit: int
 ) -> list[domain.Conversation]:
     """Up to `limit` conversations matching `filters`, newest first, after the `after` position."""
-    params = {
+    return await _many(conn, "list_conversations", list_params(tenant_id, filters, after, limit))
+
+
+def list_params(tenant_id: uuid.UUID, filters: domain.Filter, after: Position, limit: int) -> dict[str, Any]:
+    """The parameters of Q["list_conversations"] (see `list_page`)."""
+    return {
         "tenant_id": tenant_id,
         "state": None if filters.state is None else filters.state.value,
         "agent_id": filters.agent_id,
@@ -92,7 +97,6 @@ async def list_page(
         **_after(after),
         "limit": limit,
     }
-    return await _many(conn, "list_conversations", params)
 
 
 async def search_page(

@@ -10,6 +10,9 @@ from psycopg.types.json import Jsonb
 
 from statemgr.domain import conversations
 from statemgr.domain.customers import Assignment, Customer, CustomerInput, name_range, search_key
+from statemgr.domain.messages import Message
+from statemgr.store import conversations as conversation_store
+from statemgr.store import messages as message_store
 from statemgr.store import queries
 from statemgr.store.db import Connection
 
@@ -85,6 +88,28 @@ def _upsert_params(tenant_id: uuid.UUID, given: CustomerInput, default_phone_num
         "preferences": _jsonb(given.preferences),
         "metadata": _jsonb(given.metadata),
     }
+
+
+async def recent(
+    conn: Connection,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    conversation_limit: int,
+    conversation_id: uuid.UUID,
+    message_limit: int,
+) -> tuple[list[conversations.Conversation], list[Message]]:
+    """The customer's newest conversations (as conversations.list_page) and the last messages of `conversation_id`
+    (as messages.last), in one round trip (pipelined)."""
+    filters = conversations.Filter(customer_id=customer_id)
+    params = {"tenant_id": tenant_id, "conversation_id": conversation_id, "limit": message_limit}
+    async with conn.pipeline():
+        listed = await conn.execute(
+            conversation_store.Q["list_conversations"],
+            conversation_store.list_params(tenant_id, filters, None, conversation_limit),
+        )
+        last = await conn.execute(message_store.Q["last_messages"], params)
+    recent_ = [conversations.Conversation.from_row(row) for row in await listed.fetchall()]
+    return recent_, [Message.from_row(row) for row in await last.fetchall()]
 
 
 async def get(conn: Connection, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> Customer | None:

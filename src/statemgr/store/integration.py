@@ -5,10 +5,26 @@ from __future__ import annotations
 import uuid
 
 from statemgr.domain.conversations import Conversation
+from statemgr.domain.messages import Message, MessageKey
+from statemgr.store import conversations as conversation_store
+from statemgr.store import messages as message_store
 from statemgr.store import queries
 from statemgr.store.db import Connection
 
 Q = queries.load("integration")
+
+
+async def lock_and_find_inbound(
+    conn: Connection, tenant_id: uuid.UUID, key: MessageKey, whatsapp_conversation_id: str
+) -> tuple[list[Message], Conversation | None]:
+    """The messages holding `key`, read under its lock (messages.lock_and_find), and the conversation of the
+    WhatsApp conversation id (conversations.lookup_by_whatsapp_id), also read under it: in one round trip."""
+    params = {"tenant_id": tenant_id, "whatsapp_conversation_id": whatsapp_conversation_id}
+    async with conn.pipeline():
+        finding = await message_store.queue_lock_and_find(conn, tenant_id, [key])
+        looking = await conn.execute(conversation_store.Q["lookup_by_whatsapp_id"], params)
+    row = await looking.fetchone()
+    return await message_store.found(finding), None if row is None else Conversation.from_row(row)
 
 
 async def claim_conversation(

@@ -13,7 +13,7 @@ from typing import Any
 from statemgr.domain.conversations import Conversation
 from statemgr.domain.messages import KeyKind, Message, MessageKey, NewMessage, Status, StatusOutcome, StatusReport
 from statemgr.store import queries
-from statemgr.store.db import Connection
+from statemgr.store.db import Connection, Cursor
 
 Q = queries.load("messages")
 
@@ -32,16 +32,37 @@ async def lock_keys(conn: Connection, tenant_id: uuid.UUID, keys: list[MessageKe
         await conn.execute(Q["lock_key"], {"lock": f"message:{tenant_id}:{key.kind}:{key.value}"})
 
 
+async def lock_and_find(conn: Connection, tenant_id: uuid.UUID, keys: list[MessageKey]) -> list[Message]:
+    """`lock_keys`, then `find_by_keys`, in one round trip (pipelined: the SELECT starts once the locks are held)."""
+    async with conn.pipeline():
+        finding = await queue_lock_and_find(conn, tenant_id, keys)
+    return await found(finding)
+
+
+async def queue_lock_and_find(conn: Connection, tenant_id: uuid.UUID, keys: list[MessageKey]) -> Cursor:
+    """Sends `lock_and_find`'s statements inside the caller's pipeline; `found` reads the result after its sync."""
+    for key in sorted(keys, key=lambda k: (k.kind, k.value)):
+        await conn.execute(Q["lock_key"], {"lock": f"message:{tenant_id}:{key.kind}:{key.value}"})
+    return await conn.execute(Q["find_by_keys"], {"tenant_id": tenant_id, **_key_params(keys)})
+
+
+async def found(cursor: Cursor) -> list[Message]:
+    """The messages `queue_lock_and_find` found."""
+    return [Message.from_row(row) for row in await cursor.fetchall()]
+
+
 async def find_by_keys(conn: Connection, tenant_id: uuid.UUID, keys: list[MessageKey]) -> list[Message]:
     """The messages holding any of these provider ids (at most one per id)."""
     rows = await (await conn.execute(Q["find_by_keys"], {"tenant_id": tenant_id, **_key_params(keys)})).fetchall()
     return [Message.from_row(row) for row in rows]
 
 
-async def insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage) -> Message:
+async def queue_insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) -> Cursor:
+    """Sends the INSERT of `new` (ids locked with lock_keys) without waiting, so that the caller can queue more
+    statements in the same pipeline; `inserted` reads the result once the pipeline has synced."""
     params = {
         "tenant_id": tenant_id,
-        "id": uuid.uuid4(),
+        "id": message_id,
         "conversation_id": new.conversation_id,
         "whatsapp_message_id": new.whatsapp_message_id,
         "genesys_message_id": new.genesys_message_id,
@@ -51,7 +72,15 @@ async def insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage) -> Mes
         "media_urls": new.media_urls,
         "sent_at": new.sent_at,
     }
-    return Message.from_row(await _row(conn, "insert_message", params))
+    return await conn.execute(Q["insert_message"], params)
+
+
+async def inserted(cursor: Cursor) -> tuple[Message, bool]:
+    """The message `queue_insert` recorded, and whether reports are parked for its ids (see take_parked)."""
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError("insert_message returned no row")
+    return Message.from_row(row), bool(row["parked"])
 
 
 async def get(conn: Connection, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:

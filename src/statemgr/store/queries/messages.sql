@@ -12,6 +12,9 @@ WHERE tenant_id = %(tenant_id)s
   AND (whatsapp_message_id = %(whatsapp_message_id)s OR genesys_message_id = %(genesys_message_id)s)
 
 -- name: insert_message
+-- `parked` says whether reports wait for the new message's ids (take them with take_parked): the caller holds the
+-- ids' locks (lock_key) since before this statement began, so a report parked by then is visible here and a later
+-- one waits for this transaction and then finds the message. Most messages have none: no DELETE for them.
 INSERT INTO messages (
     tenant_id, id, conversation_id, whatsapp_message_id, genesys_message_id, direction, status, content, media_urls,
     sent_at
@@ -20,7 +23,11 @@ VALUES (
     %(tenant_id)s, %(id)s, %(conversation_id)s, %(whatsapp_message_id)s, %(genesys_message_id)s, %(direction)s,
     %(status)s, %(content)s, %(media_urls)s, %(sent_at)s
 )
-RETURNING *
+RETURNING *, EXISTS (
+    SELECT FROM parked_statuses p
+    WHERE p.tenant_id = %(tenant_id)s
+      AND (p.whatsapp_message_id = %(whatsapp_message_id)s OR p.genesys_message_id = %(genesys_message_id)s)
+) AS parked
 
 -- name: get_message
 SELECT * FROM messages WHERE tenant_id = %(tenant_id)s AND id = %(id)s
