@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as aredis
 import structlog
 
+from statemgr import tasks
 from statemgr.cache import keys, redis_tier
 
 log = structlog.get_logger("statemgr.cache")
@@ -67,11 +68,8 @@ class Subscriber:
         self._task = asyncio.create_task(self._run(), name="statemgr-cache-subscriber")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel_and_wait(self._task)
+        self._task = None
         self._set_live(False)
 
     async def _run(self) -> None:

@@ -14,7 +14,6 @@ The connection runs as statemgr_relay (sql/0007): no BYPASSRLS, but policies tha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -22,6 +21,7 @@ import structlog
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from statemgr import tasks
 from statemgr.events import metrics
 from statemgr.store.db import Connection, UnsafeRoleError
 
@@ -48,10 +48,7 @@ class Leadership:
 
     async def stop(self) -> None:
         """Stops the duties and closes the connection, which releases the lock at once."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -9,12 +9,13 @@ most the poll interval, and a reconnect wakes everyone at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import psycopg
 import structlog
 from psycopg import sql
+
+from statemgr import tasks
 
 _log = structlog.get_logger("statemgr.events.listener")
 
@@ -40,10 +41,7 @@ class Listener:
         self._task = asyncio.create_task(self._run(), name="event-listener")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:
