@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 import structlog
 
+from statemgr import tasks
 from statemgr.cache import invalidation, keys, warm
 from statemgr.cache.breaker import CircuitBreaker, State
 from statemgr.cache.keys import Key
@@ -84,9 +85,7 @@ class Cache:
     async def stop(self) -> None:
         if self._invalidating:
             await asyncio.wait(self._invalidating, timeout=1.0)
-        for task in [*self._tasks, *self._invalidating]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._invalidating, return_exceptions=True)
+        await tasks.cancel_and_wait_all([*self._tasks, *self._invalidating])
         if self._subscriber is not None:
             await self._subscriber.stop()
         await self._flights.cancel_all()

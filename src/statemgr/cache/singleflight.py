@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
+from statemgr import tasks
+
 Value = bytes | None
 
 
@@ -68,10 +70,7 @@ class SingleFlight:
 
     async def cancel_all(self) -> None:
         self.forget_all()
-        tasks = list(self._running)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await tasks.cancel_and_wait_all(list(self._running))
 
     def _done(self, task: asyncio.Task[Value]) -> None:
         self._running.discard(task)

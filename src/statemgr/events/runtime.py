@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
+from statemgr import tasks
 from statemgr.config import Settings
 from statemgr.events.leader import Leadership
 from statemgr.events.listener import Listener
@@ -64,11 +64,7 @@ class EventRuntime:
             for task in done:
                 task.result()
         finally:
-            for task in duties:
-                task.cancel()
-            for task in duties:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await tasks.cancel_and_wait_all(duties)
 
 
 def _dispatcher(settings: Settings, db: Database) -> Dispatcher | None:
