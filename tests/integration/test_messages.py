@@ -311,15 +311,18 @@ async def test_retry_takes_a_failed_message_back_to_pending_within_the_limit(
 
 async def test_events_carry_ids_and_statuses_never_content(tenant: Client, app_conn: SyncConn) -> None:
     conv = await conversation_id(tenant)
-    wa = (
-        await record(tenant, conv, content="my secret plans", whatsapp_message_id=wamid())
-    ).message.whatsapp_message_id
-    await status(tenant, report(READ, 1, wa))
+    recorded = (await record(tenant, conv, content="my secret plans", whatsapp_message_id=wamid())).message
+    wa = recorded.whatsapp_message_id
+    await status(tenant, report(READ, 1, wa))  # applied at once (SQL writes the event)
+    parked = wamid()
+    await status(tenant, report(DELIVERED, 1, parked))  # parked, applied on record (Python writes the event)
+    later = (await record(tenant, conv, whatsapp_message_id=parked)).message
     payloads = rows(
         app_conn, tenant.tenant_id, "SELECT type, payload FROM events WHERE type LIKE 'message.%%' ORDER BY seq"
     )
-    assert [p[0] for p in payloads] == ["message.recorded", "message.status_changed"]
-    assert payloads[1][1]["message_status"] == "read" and payloads[1][1]["conversation_id"] == conv
+    assert [p[0] for p in payloads] == ["message.recorded", "message.status_changed"] * 2
+    assert payloads[1][1] == {"conversation_id": conv, "message_id": recorded.id, "message_status": "read"}
+    assert payloads[3][1] == {"conversation_id": conv, "message_id": later.id, "message_status": "delivered"}
     assert all("secret" not in str(p) and wa not in str(p) for p in payloads)
 
 

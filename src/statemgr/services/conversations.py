@@ -22,7 +22,7 @@ from statemgr.domain.paging import Page, PageRequest
 from statemgr.events import outbox
 from statemgr.services import customers
 from statemgr.store import conversations as store
-from statemgr.store.db import Connection, Database
+from statemgr.store.db import Connection, Database, Statement
 
 Created = tuple[domain.Conversation, str | None]
 
@@ -35,9 +35,18 @@ class ConversationService:
         self._cache = cache
 
     async def create(self, tenant_id: uuid.UUID, new: domain.NewConversation) -> domain.Conversation:
-        """A new ACTIVE conversation; with a used request_id, the conversation that request created."""
-        async with self._db.tenant(tenant_id) as conn:
-            conversation, conflict = await create_in(conn, tenant_id, new)
+        """A new ACTIVE conversation; with a used request_id, the conversation that request created.
+
+        The usual case, nothing in the way, is one round trip; a conflict is then looked into in a second
+        transaction (which may find the way free by then, and create).
+        """
+        conversation: domain.Conversation | None = await store.insert_once(
+            self._db, tenant_id, _insert_statement(tenant_id, new)
+        )
+        conflict = None
+        if conversation is None:
+            async with self._db.tenant(tenant_id) as conn:
+                conversation, conflict = await create_in(conn, tenant_id, new)
         if conflict is None:  # a cached "not found" for its ids must go
             await invalidate(self._cache, tenant_id, conversation)
         if conflict is not None and conflict != "request_id":
@@ -175,9 +184,8 @@ async def create_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewConve
     key: "request_id" (a retry: the conversation that request made), "whatsapp_conversation_id" (the open one for
     that WhatsApp id: ResolveInbound uses it as is) or "genesys_conversation_id".
     """
-    created = await store.insert(conn, tenant_id, new)
+    created = await store.insert(conn, _insert_statement(tenant_id, new))
     if created is not None:
-        await outbox.append(conn, tenant_id, _event(EventType.CONVERSATION_CREATED, created))
         return created, None
     found = await store.find_conflict(conn, tenant_id, new)
     if found is None:  # the conversation in the way was closed between our insert and this read
@@ -210,6 +218,20 @@ def _already_exists(existing: domain.Conversation, key: str) -> AlreadyExists:
     value = existing.whatsapp_conversation_id if key == "whatsapp_conversation_id" else existing.genesys_conversation_id
     message = f"conversation {existing.id} is open for {key} {value!r}; close it first or use it"
     return AlreadyExists("conversation", message, existing_id=str(existing.id))
+
+
+def _insert_statement(tenant_id: uuid.UUID, new: domain.NewConversation) -> Statement:
+    """The INSERT of `new` under a fresh id, with its conversation.created event (the same statement writes it)."""
+    conversation_id = uuid.uuid4()
+    created = Event(
+        type=EventType.CONVERSATION_CREATED,
+        conversation_id=conversation_id,
+        customer_id=new.customer_id,
+        conversation_state=domain.State.ACTIVE.value,
+        agent_id=new.agent_id,
+        genesys_conversation_id=new.genesys_conversation_id or "",
+    )
+    return store.insert_statement(tenant_id, new, conversation_id, created)
 
 
 def _state_event_type(target: domain.State) -> EventType:

@@ -111,11 +111,14 @@ class MessageService:
             return await _apply_parked(conn, tenant_id, updated, missing)
 
     async def update_status(self, tenant_id: uuid.UUID, report: domain.StatusReport) -> domain.StatusOutcome:
+        """Applies the report (with its event, if it changed the message) in one round trip; for an id no message
+        has yet, a second transaction applies it if the message was recorded meanwhile, else parks it."""
+        outcome = await store.apply_status_once(self._db, tenant_id, report)
+        if outcome is not None:
+            return outcome
         async with self._db.tenant(tenant_id) as conn:
-            outcome = await store.apply_status(conn, tenant_id, report)
-            if outcome is None:
-                outcome = await self._apply_or_park(conn, tenant_id, report)
-                await _prune_parked(conn, tenant_id)
+            outcome = await self._apply_or_park(conn, tenant_id, report)
+            await _prune_parked(conn, tenant_id)
             return await _noted(conn, tenant_id, outcome)
 
     async def batch_update_status(

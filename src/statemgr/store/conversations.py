@@ -1,12 +1,13 @@
 """Conversations in PostgreSQL: rows in, domain objects out. Every function runs inside the caller's tenant
-transaction (statemgr.store.db.Database.tenant); the service layer owns that transaction and the outbox."""
+transaction (statemgr.store.db.Database.tenant), but for the `_once` ones, which are a transaction of their own; the
+service layer owns the transactions and the outbox."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -15,8 +16,9 @@ from psycopg.types.json import Jsonb
 from statemgr.domain import conversations as domain
 from statemgr.domain import customers
 from statemgr.domain.errors import Aborted, AlreadyExists, InvalidArgument, StatemgrError
+from statemgr.domain.events import Event
 from statemgr.store import errors, queries
-from statemgr.store.db import Connection
+from statemgr.store.db import Connection, Database, Statement
 
 Q = queries.load("conversations")
 
@@ -28,19 +30,39 @@ _LOST_RACE = (pg_errors.LockNotAvailable, pg_errors.SerializationFailure, pg_err
 Position = tuple[dt.datetime, uuid.UUID] | None
 
 
-async def insert(conn: Connection, tenant_id: uuid.UUID, new: domain.NewConversation) -> domain.Conversation | None:
-    """Creates the conversation; None when a unique key is taken (find the holder with `find_conflict`)."""
+def insert_statement(
+    tenant_id: uuid.UUID, new: domain.NewConversation, conversation_id: uuid.UUID, created: Event
+) -> Statement:
+    """The INSERT of conversation `conversation_id` with its `created` event (see insert_conversation)."""
     params = {
         "tenant_id": tenant_id,
-        "id": uuid.uuid4(),
+        "id": conversation_id,
         "whatsapp_conversation_id": new.whatsapp_conversation_id,
         "genesys_conversation_id": new.genesys_conversation_id,
         "customer_id": new.customer_id,
         "agent_id": new.agent_id,
         "metadata": Jsonb(new.metadata),
         "request_id": new.request_id,
+        "event_id": uuid.uuid4(),
+        "event_type": created.type.value,
+        "event_payload": Jsonb(created.payload()),
     }
-    return await _optional(conn, "insert_conversation", params)
+    return Q["insert_conversation"], params
+
+
+async def insert(conn: Connection, statement: Statement) -> domain.Conversation | None:
+    """Runs an `insert_statement` in the caller's transaction; None when a unique key is taken (`find_conflict`)."""
+    row = await (await _execute(conn, *statement)).fetchone()
+    return None if row is None else domain.Conversation.from_row(row)
+
+
+async def insert_once(db: Database, tenant_id: uuid.UUID, statement: Statement) -> domain.Conversation | None:
+    """An `insert_statement` in a transaction of its own, in one round trip (Database.once); None as `insert`."""
+    try:
+        (rows,) = await db.once(tenant_id, [statement])
+    except psycopg.Error as exc:
+        raise _translated(exc) from exc
+    return domain.Conversation.from_row(rows[0]) if rows else None
 
 
 async def find_conflict(
@@ -53,7 +75,7 @@ async def find_conflict(
         "whatsapp_conversation_id": new.whatsapp_conversation_id,
         "genesys_conversation_id": new.genesys_conversation_id,
     }
-    row = await (await _execute(conn, "find_conflict", params)).fetchone()
+    row = await (await _execute(conn, Q["find_conflict"], params)).fetchone()
     return None if row is None else (str(row["conflict"]), domain.Conversation.from_row(row))
 
 
@@ -175,7 +197,7 @@ async def history_page(
         "after_id": entry_id,
         "limit": limit,
     }
-    rows = await (await _execute(conn, "history", params)).fetchall()
+    rows = await (await _execute(conn, Q["history"], params)).fetchall()
     return [domain.HistoryEntry(**row) for row in rows]
 
 
@@ -204,18 +226,22 @@ def translate(exc: psycopg.Error) -> StatemgrError | None:
     return None
 
 
-async def _execute(conn: Connection, name: str, params: Mapping[str, Any]) -> psycopg.AsyncCursor[dict[str, Any]]:
+async def _execute(
+    conn: Connection, query: LiteralString, params: Mapping[str, Any]
+) -> psycopg.AsyncCursor[dict[str, Any]]:
     try:
-        return await conn.execute(Q[name], params)
+        return await conn.execute(query, params)
     except psycopg.Error as exc:
-        domain_error = translate(exc)
-        if domain_error is None:
-            raise
-        raise domain_error from exc
+        raise _translated(exc) from exc
+
+
+def _translated(exc: psycopg.Error) -> Exception:
+    """The domain error for `exc`, else `exc` itself."""
+    return translate(exc) or exc
 
 
 async def _optional(conn: Connection, name: str, params: Mapping[str, Any]) -> domain.Conversation | None:
-    row = await (await _execute(conn, name, params)).fetchone()
+    row = await (await _execute(conn, Q[name], params)).fetchone()
     return None if row is None else domain.Conversation.from_row(row)
 
 
@@ -227,7 +253,7 @@ async def _one(conn: Connection, name: str, params: Mapping[str, Any]) -> domain
 
 
 async def _many(conn: Connection, name: str, params: Mapping[str, Any]) -> list[domain.Conversation]:
-    rows = await (await _execute(conn, name, params)).fetchall()
+    rows = await (await _execute(conn, Q[name], params)).fetchall()
     return [domain.Conversation.from_row(row) for row in rows]
 
 

@@ -1,6 +1,7 @@
 """Messages, their status reports and the reports parked for messages not recorded yet, in PostgreSQL.
 
-Every function runs inside the caller's tenant transaction.
+Every function runs inside the caller's tenant transaction, but for the `_once` ones, which are a transaction of
+their own.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import uuid
 from typing import Any
 
 from statemgr.domain.conversations import Conversation
+from statemgr.domain.events import EventType
 from statemgr.domain.messages import KeyKind, Message, MessageKey, NewMessage, Status, StatusOutcome, StatusReport
 from statemgr.store import queries
-from statemgr.store.db import Connection, Cursor
+from statemgr.store.db import Connection, Cursor, Database
 
 Q = queries.load("messages")
 
@@ -119,6 +121,15 @@ async def apply_status(conn: Connection, tenant_id: uuid.UUID, report: StatusRep
     """Applies a report (one statement); None when no message has the report's id."""
     row = await (await conn.execute(Q["apply_status"], _report_params(tenant_id, report))).fetchone()
     return _outcome(row)
+
+
+async def apply_status_once(db: Database, tenant_id: uuid.UUID, report: StatusReport) -> StatusOutcome | None:
+    """`apply_status` and, if it changed the message, its event, as a transaction of its own in one round trip
+    (Database.once). None when no message has the report's id: then nothing was written."""
+    params = _report_params(tenant_id, report)
+    event = {**params, "event_type": EventType.MESSAGE_STATUS_CHANGED.value}
+    applied, _ = await db.once(tenant_id, [(Q["apply_status"], params), (Q["append_status_event"], event)])
+    return _outcome(applied[0] if applied else None)
 
 
 async def apply_statuses(

@@ -103,6 +103,27 @@ SELECT
 FROM target
 WHERE NOT EXISTS (SELECT FROM updated)
 
+-- name: append_status_event
+-- The message.status_changed event of the apply_status that ran just before in this transaction, if that changed
+-- the message: the row's xmin is then this transaction's id (Database.once runs no savepoints, whose writes would
+-- carry another). A statement of its own, not a CTE of apply_status, so that its snapshot is taken after
+-- apply_status got the row lock: the tx_id rule of statemgr/events/outbox.py must see the previous writer's event.
+-- The payload is statemgr.domain.events.Event.payload() of the message's event.
+INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
+SELECT
+    m.tenant_id, gen_random_uuid(), %(event_type)s, m.conversation_id,
+    jsonb_build_object('conversation_id', m.conversation_id::text, 'message_id', m.id::text, 'message_status', m.status),
+    greatest(
+        pg_current_xact_id(),
+        (SELECT e.tx_id FROM events e
+         WHERE e.tenant_id = m.tenant_id AND e.conversation_id = m.conversation_id
+         ORDER BY e.tx_id DESC LIMIT 1)
+    )
+FROM messages AS m
+WHERE m.tenant_id = %(tenant_id)s
+  AND (m.whatsapp_message_id = %(whatsapp_message_id)s OR m.genesys_message_id = %(genesys_message_id)s)
+  AND m.xmin = pg_current_xact_id_if_assigned()::xid
+
 -- name: park_status
 -- Parks a report for a message not recorded yet (see take_parked); it expires after ttl_seconds.
 INSERT INTO parked_statuses (
