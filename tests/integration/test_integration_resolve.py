@@ -15,6 +15,7 @@ from statemgr.v1 import conversation_service_pb2 as cs
 from statemgr.v1 import customer_service_pb2 as cus
 from statemgr.v1 import integration_service_pb2 as ins
 from statemgr.v1 import message_pb2 as pb
+from statemgr.v1 import message_service_pb2 as ms
 from tests.integration.conftest import Client, Clients
 from tests.integration.errors import expect
 from tests.integration.test_conversations import CLOSED, create, move
@@ -105,6 +106,48 @@ async def test_inbound_claims_a_conversation_opened_without_a_customer(tenant: C
     resolved = await inbound(tenant, wa)
     assert not resolved.conversation_created and resolved.conversation.id == opened.id
     assert resolved.conversation.customer_id == resolved.context.customer.id
+
+
+async def test_a_status_parked_before_the_first_message_is_applied_to_it(tenant: Client, app_conn: SyncConn) -> None:
+    # The fast path sees the parked report, commits only the new customer, and leaves the rest to the general path:
+    # the answer still says the customer is new, and every event is written once.
+    wa, wamid = new_wa_id(), "wamid." + uuid.uuid4().hex
+    report = ms.UpdateMessageStatusRequest(whatsapp_message_id=wamid, status=pb.MESSAGE_STATUS_DELIVERED)
+    assert (await tenant.messages.UpdateMessageStatus(report)).parked
+    resolved = await inbound(tenant, wa, wamid, customer_name="New Customer")
+    assert resolved.customer_created and resolved.conversation_created and resolved.message_created
+    assert resolved.message.status == pb.MESSAGE_STATUS_DELIVERED
+    events = rows(app_conn, tenant.tenant_id, "SELECT type, count(*) FROM events GROUP BY type ORDER BY type")
+    assert dict(events) == {
+        "conversation.created": 1,
+        "customer.created": 1,
+        "message.recorded": 1,
+        "message.status_changed": 1,
+    }
+
+
+async def test_inbound_events_say_what_changed_in_order(tenant: Client, app_conn: SyncConn) -> None:
+    wa = new_wa_id()
+    first = await inbound(tenant, wa, customer_name="Ann")
+    second = await inbound(tenant, wa, customer_name="Ann B.")
+    events = rows(app_conn, tenant.tenant_id, "SELECT type, payload FROM events ORDER BY tx_id, seq")
+    customer, conversation = first.context.customer.id, first.conversation.id
+    assert events == [
+        ("customer.created", {"customer_id": customer}),
+        (
+            "conversation.created",
+            {"conversation_id": conversation, "customer_id": customer, "conversation_state": "active"},
+        ),
+        (
+            "message.recorded",
+            {"conversation_id": conversation, "message_id": first.message.id, "message_status": "sent"},
+        ),
+        ("customer.updated", {"customer_id": customer}),
+        (
+            "message.recorded",
+            {"conversation_id": conversation, "message_id": second.message.id, "message_status": "sent"},
+        ),
+    ]
 
 
 async def test_an_invalid_phone_number_writes_nothing(tenant: Client, app_conn: SyncConn) -> None:

@@ -20,7 +20,8 @@ from statemgr.cache import keys
 from statemgr.domain import customers, messages, validation
 from statemgr.domain.errors import FailedPrecondition, NotFound
 from statemgr.services.customers import CustomerService
-from statemgr.services.integration import Inbound, IntegrationService, Outbound, OutboundResult, Route
+from statemgr.services.inbound import Inbound
+from statemgr.services.integration import IntegrationService, Outbound, OutboundResult, Route
 from statemgr.v1 import conversation_pb2
 from statemgr.v1 import integration_service_pb2 as svc
 from statemgr.v1 import integration_service_pb2_grpc as svc_grpc

@@ -41,7 +41,7 @@ class ConversationService:
         transaction (which may find the way free by then, and create).
         """
         conversation: domain.Conversation | None = await store.insert_once(
-            self._db, tenant_id, _insert_statement(tenant_id, new)
+            self._db, tenant_id, insert_statement(tenant_id, new)
         )
         conflict = None
         if conversation is None:
@@ -184,7 +184,7 @@ async def create_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewConve
     key: "request_id" (a retry: the conversation that request made), "whatsapp_conversation_id" (the open one for
     that WhatsApp id: ResolveInbound uses it as is) or "genesys_conversation_id".
     """
-    created = await store.insert(conn, _insert_statement(tenant_id, new))
+    created = await store.insert(conn, insert_statement(tenant_id, new))
     if created is not None:
         return created, None
     found = await store.find_conflict(conn, tenant_id, new)
@@ -220,7 +220,7 @@ def _already_exists(existing: domain.Conversation, key: str) -> AlreadyExists:
     return AlreadyExists("conversation", message, existing_id=str(existing.id))
 
 
-def _insert_statement(tenant_id: uuid.UUID, new: domain.NewConversation) -> Statement:
+def insert_statement(tenant_id: uuid.UUID, new: domain.NewConversation) -> Statement:
     """The INSERT of `new` under a fresh id, with its conversation.created event (the same statement writes it)."""
     conversation_id = uuid.uuid4()
     created = Event(

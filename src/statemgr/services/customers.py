@@ -138,18 +138,32 @@ async def upsert_in(conn: Connection, tenant_id: uuid.UUID, given: domain.Custom
     nor the stored profile has a number, the WhatsApp id read as an international number fills it, if valid.
     After the commit, the caller passes the result to `invalidate_upserted`.
     """
+    given, default_phone = await upsert_input(conn, tenant_id, given, phone_field)
+    result = await store.upsert(conn, tenant_id, given, default_phone)
+    event = upsert_event(result)
+    if event is not None:
+        await outbox.append(conn, tenant_id, event)
+    return result
+
+
+async def upsert_input(
+    conn: Connection, tenant_id: uuid.UUID, given: domain.CustomerInput, phone_field: str
+) -> tuple[domain.CustomerInput, str | None]:
+    """`given` with its phone number in E.164 (see `upsert_in`), and the default number for store.upsert."""
     if given.phone_number:
         phone = await normalized_phone(conn, tenant_id, given.phone_number, phone_field)
         given = dataclasses.replace(given, phone_number=phone)
     else:
         given = dataclasses.replace(given, phone_number=None)
     # a given number leaves the default unused (see customers.sql's upsert_customer): no need to parse the id
-    default_phone = None if given.phone_number else domain.phone_from_whatsapp_id(given.whatsapp_id)
-    result = await store.upsert(conn, tenant_id, given, default_phone)
-    if result.created or result.updated:
-        event_type = EventType.CUSTOMER_CREATED if result.created else EventType.CUSTOMER_UPDATED
-        await outbox.append(conn, tenant_id, _event(event_type, result.customer))
-    return result
+    return given, None if given.phone_number else domain.phone_from_whatsapp_id(given.whatsapp_id)
+
+
+def upsert_event(result: Upserted) -> Event | None:
+    """The event of an upsert that created or changed the customer; None for one that changed nothing."""
+    if result.created:
+        return _event(EventType.CUSTOMER_CREATED, result.customer)
+    return _event(EventType.CUSTOMER_UPDATED, result.customer) if result.updated else None
 
 
 async def normalized_phone(conn: Connection, tenant_id: uuid.UUID, raw: str, field: str) -> str:
@@ -208,9 +222,11 @@ async def context_in(
 ) -> domain.Context:
     """The customer's context, read inside the caller's transaction (`open_conversation` when already known)."""
     if open_conversation is not None:  # its messages are the ones to show: one round trip reads both
-        recent, messages = await store.recent(
-            conn, tenant_id, customer.id, conversation_limit, open_conversation.id, message_limit
-        )
+        async with conn.pipeline():
+            reading = await store.queue_recent(
+                conn, tenant_id, customer.id, conversation_limit, open_conversation.id, message_limit
+            )
+        recent, messages = await store.recent_from(reading)
         return domain.Context(customer, open_conversation, recent, messages)
     recent = await conversation_store.list_page(
         conn, tenant_id, Filter(customer_id=customer.id), None, conversation_limit

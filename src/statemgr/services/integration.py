@@ -23,34 +23,11 @@ from statemgr.domain import messages as message_domain
 from statemgr.domain.conversations import Conversation, NewConversation, State
 from statemgr.domain.errors import FailedPrecondition, NotFound
 from statemgr.services import conversations, customers, messages
+from statemgr.services.inbound import CONTEXT_LIMITS, Inbound, InboundResult, inbound_message, resolve_fast
 from statemgr.store import conversations as conversation_store
 from statemgr.store import integration as store
 from statemgr.store.customers import Upserted
 from statemgr.store.db import Connection, Database
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Inbound:
-    """An inbound WhatsApp message as the transformer knows it (checked; phone_number still raw)."""
-
-    whatsapp_id: str
-    phone_number: str | None
-    customer_name: str | None
-    whatsapp_conversation_id: str
-    whatsapp_message_id: str
-    content: str
-    media_urls: list[str]
-    sent_at: dt.datetime
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InboundResult:
-    context: customer_domain.Context
-    conversation: Conversation
-    message: message_domain.Message
-    customer_created: bool
-    conversation_created: bool
-    message_created: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,11 +69,21 @@ class IntegrationService:
         self._cache = cache
 
     async def resolve_inbound(self, tenant_id: uuid.UUID, inbound: Inbound) -> InboundResult:
+        """The fast path (services.inbound) where it can; else the general one, once the fast one has committed
+        the customer's upsert (which the general path then repeats, changing nothing)."""
+        attempt = await resolve_fast(self._db, tenant_id, inbound)
+        written = _Written(upserted=attempt.upserted)
+        if attempt.result is not None:
+            written.conversation(attempt.result.conversation)
+            await written.invalidate(self._cache, tenant_id)
+            return attempt.result
+        await customers.invalidate_upserted(self._cache, tenant_id, attempt.upserted)
         written = _Written()
         async with self._db.tenant(tenant_id) as conn:
             result = await _resolve_inbound(conn, tenant_id, inbound, written)
         await written.invalidate(self._cache, tenant_id)
-        return result
+        customer_created = attempt.upserted.created or result.customer_created
+        return dataclasses.replace(result, customer_created=customer_created)
 
     async def route(self, tenant_id: uuid.UUID, genesys_conversation_id: str) -> Route | None:
         """The route of a Genesys conversation id (current or superseded); None when no conversation has it."""
@@ -133,9 +120,6 @@ class _Written:
             await conversations.invalidate(cache, tenant_id, conversation, routes=routes)
 
 
-_CONTEXT_LIMITS = (customers.RECENT_CONVERSATIONS[0], customers.RECENT_MESSAGES[0])
-
-
 async def _resolve_inbound(
     conn: Connection, tenant_id: uuid.UUID, inbound: Inbound, written: _Written
 ) -> InboundResult:
@@ -148,7 +132,7 @@ async def _resolve_inbound(
     customer_id = upserted.customer.id
     recorded, conversation, opened = await _record_new_inbound(conn, tenant_id, inbound, customer_id, found, written)
     context = await customers.context_in(
-        conn, tenant_id, upserted.customer, *_CONTEXT_LIMITS, open_conversation=conversation
+        conn, tenant_id, upserted.customer, *CONTEXT_LIMITS, open_conversation=conversation
     )
     return InboundResult(context, conversation, recorded.message, upserted.created, opened, True)
 
@@ -168,11 +152,11 @@ async def _record_new_inbound(
     """
     conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, found, written)
     try:
-        recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
+        recorded = await messages.insert_in(conn, tenant_id, inbound_message(inbound, conversation.id))
     except FailedPrecondition:  # closed between finding it open and recording: the message opens a new one
         found = await conversation_store.lookup_by_whatsapp_id(conn, tenant_id, inbound.whatsapp_conversation_id)
         conversation, opened = await _open_conversation(conn, tenant_id, inbound, customer_id, found, written)
-        recorded = await messages.insert_in(conn, tenant_id, _inbound_message(inbound, conversation.id))
+        recorded = await messages.insert_in(conn, tenant_id, inbound_message(inbound, conversation.id))
     conversation = recorded.conversation or conversation
     written.conversation(conversation)  # its activity and reply window moved
     return recorded, conversation, opened
@@ -212,9 +196,9 @@ async def _repeated_inbound(
     existing: list[message_domain.Message],
 ) -> InboundResult:
     """A webhook delivered again: the first record, in the conversation it went to (ALREADY_EXISTS if it differs)."""
-    message = messages.repeat_of(existing, _inbound_message(inbound, existing[0].conversation_id))
+    message = messages.repeat_of(existing, inbound_message(inbound, existing[0].conversation_id))
     conversation = await _conversation(conn, tenant_id, message.conversation_id)
-    context = await customers.context_in(conn, tenant_id, customer, *_CONTEXT_LIMITS)
+    context = await customers.context_in(conn, tenant_id, customer, *CONTEXT_LIMITS)
     return InboundResult(context, conversation, message, False, False, False)
 
 
@@ -223,19 +207,6 @@ async def _conversation(conn: Connection, tenant_id: uuid.UUID, conversation_id:
     if found is None:  # a message's conversation cannot go while the message stays
         raise NotFound("conversation", str(conversation_id))
     return found
-
-
-def _inbound_message(inbound: Inbound, conversation_id: uuid.UUID) -> message_domain.NewMessage:
-    return message_domain.NewMessage(
-        conversation_id=conversation_id,
-        direction=message_domain.Direction.INBOUND,
-        whatsapp_message_id=inbound.whatsapp_message_id,
-        genesys_message_id=None,
-        status=message_domain.Status.SENT,
-        content=inbound.content,
-        media_urls=inbound.media_urls,
-        sent_at=inbound.sent_at,
-    )
 
 
 def _outbound_message(outbound: Outbound, conversation_id: uuid.UUID) -> message_domain.NewMessage:

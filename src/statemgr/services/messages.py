@@ -210,7 +210,7 @@ async def insert_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessa
     message_id = uuid.uuid4()
     async with conn.pipeline():  # one round trip for the message and its event
         inserting = await store.queue_insert(conn, tenant_id, new, message_id)
-        await outbox.append(conn, tenant_id, _recorded_event(new, message_id))
+        await outbox.append(conn, tenant_id, recorded_event(new, message_id))
     message, parked = await store.inserted(inserting)
     if parked:
         message = await _apply_parked(conn, tenant_id, message, new.keys())
@@ -316,7 +316,7 @@ def _status_event(outcome: domain.StatusOutcome) -> Event:
     return _message_event(EventType.MESSAGE_STATUS_CHANGED, outcome.message)
 
 
-def _recorded_event(new: domain.NewMessage, message_id: uuid.UUID) -> Event:
+def recorded_event(new: domain.NewMessage, message_id: uuid.UUID) -> Event:
     """MESSAGE_RECORDED for `new`, recorded as `message_id` (the INSERT stores `new.status` as given)."""
     return Event(
         type=EventType.MESSAGE_RECORDED,

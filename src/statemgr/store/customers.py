@@ -14,7 +14,7 @@ from statemgr.domain.messages import Message
 from statemgr.store import conversations as conversation_store
 from statemgr.store import messages as message_store
 from statemgr.store import queries
-from statemgr.store.db import Connection
+from statemgr.store.db import Connection, Cursor
 
 Q = queries.load("customers")
 
@@ -49,30 +49,44 @@ async def upsert(
 
     `default_phone_number` fills the phone number when neither `given` nor the stored profile has one.
     """
+    async with conn.pipeline():
+        upserting = await queue_upsert(conn, tenant_id, given, default_phone_number)
+    return await upserted(upserting)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Upserting:
+    """The cursors of a queued upsert: the row as it was (when it may change number), as the upsert left it (no row
+    when it changed nothing), and as it is after the upsert."""
+
+    previous: Cursor | None
+    written: Cursor
+    current: Cursor
+
+
+async def queue_upsert(
+    conn: Connection, tenant_id: uuid.UUID, given: CustomerInput, default_phone_number: str | None
+) -> Upserting:
+    """Sends `upsert`'s statements inside the caller's pipeline; `upserted` reads them once it has synced."""
     params = _upsert_params(tenant_id, given, default_phone_number)
-    previous: Customer | None = None
-    if given.phone_number is None:  # the stored number stays (or is filled where there was none)
-        row = await (await conn.execute(Q["upsert_customer"], params)).fetchone()
-    else:
-        previous, row = await _lock_and_upsert(conn, tenant_id, given.whatsapp_id, params)
-    before = None if previous is None else previous.phone_number
+    by_whatsapp_id = {"tenant_id": tenant_id, "whatsapp_id": given.whatsapp_id}
+    previous = None
+    if given.phone_number is not None:  # a new number may replace the stored one: read that one first, locked
+        previous = await conn.execute(Q["lock_by_whatsapp_id"], by_whatsapp_id)
+    written = await conn.execute(Q["upsert_customer"], params)
+    return Upserting(previous, written, await conn.execute(Q["get_by_whatsapp_id"], by_whatsapp_id))
+
+
+async def upserted(upserting: Upserting) -> Upserted:
+    previous = None if upserting.previous is None else await upserting.previous.fetchone()
+    before = None if previous is None else Customer.from_row(previous).phone_number
+    row = await upserting.written.fetchone()
     if row is not None:
         return Upserted(Customer.from_row(row), bool(row["created"]), not row["created"], before)
-    existing = await get_by_whatsapp_id(conn, tenant_id, given.whatsapp_id)
+    existing = await upserting.current.fetchone()
     if existing is None:  # the upsert locked the row: it cannot have gone
         raise LookupError("the upserted customer vanished")
-    return Upserted(existing, created=False, updated=False)
-
-
-async def _lock_and_upsert(
-    conn: Connection, tenant_id: uuid.UUID, whatsapp_id: str, params: dict[str, Any]
-) -> tuple[Customer | None, dict[str, Any] | None]:
-    """The row as it was (locked) and as the upsert left it, in one round trip (pipelined)."""
-    async with conn.pipeline():
-        locked = await conn.execute(Q["lock_by_whatsapp_id"], {"tenant_id": tenant_id, "whatsapp_id": whatsapp_id})
-        upserted = await conn.execute(Q["upsert_customer"], params)
-    previous = await locked.fetchone()
-    return (None if previous is None else Customer.from_row(previous)), await upserted.fetchone()
+    return Upserted(Customer.from_row(existing), created=False, updated=False)
 
 
 def _upsert_params(tenant_id: uuid.UUID, given: CustomerInput, default_phone_number: str | None) -> dict[str, Any]:
@@ -90,24 +104,27 @@ def _upsert_params(tenant_id: uuid.UUID, given: CustomerInput, default_phone_num
     }
 
 
-async def recent(
+async def queue_recent(
     conn: Connection,
     tenant_id: uuid.UUID,
     customer_id: uuid.UUID,
     conversation_limit: int,
     conversation_id: uuid.UUID,
     message_limit: int,
-) -> tuple[list[conversations.Conversation], list[Message]]:
-    """The customer's newest conversations (as conversations.list_page) and the last messages of `conversation_id`
-    (as messages.last), in one round trip (pipelined)."""
+) -> tuple[Cursor, Cursor]:
+    """Sends the reads of the customer's newest conversations (as conversations.list_page) and the last messages of
+    `conversation_id` (as messages.last) inside the caller's pipeline; `recent_from` reads them once it has synced."""
     filters = conversations.Filter(customer_id=customer_id)
     params = {"tenant_id": tenant_id, "conversation_id": conversation_id, "limit": message_limit}
-    async with conn.pipeline():
-        listed = await conn.execute(
-            conversation_store.Q["list_conversations"],
-            conversation_store.list_params(tenant_id, filters, None, conversation_limit),
-        )
-        last = await conn.execute(message_store.Q["last_messages"], params)
+    listed = await conn.execute(
+        conversation_store.Q["list_conversations"],
+        conversation_store.list_params(tenant_id, filters, None, conversation_limit),
+    )
+    return listed, await conn.execute(message_store.Q["last_messages"], params)
+
+
+async def recent_from(reading: tuple[Cursor, Cursor]) -> tuple[list[conversations.Conversation], list[Message]]:
+    listed, last = reading
     recent_ = [conversations.Conversation.from_row(row) for row in await listed.fetchall()]
     return recent_, [Message.from_row(row) for row in await last.fetchall()]
 

@@ -23,6 +23,19 @@ _SET_TENANT: LiteralString = "SELECT set_config('app.tenant_id', %s, true)"
 _ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
+class Pipelined:
+    """The connection of a `Database.pipelined` transaction (libpq cannot tell, in pipeline mode, whether the
+    transaction is still open: the body says when it queued the COMMIT)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.commit_queued = False
+
+    async def queue_commit(self) -> None:
+        await self.conn.execute("COMMIT")
+        self.commit_queued = True
+
+
 class UnsafeRoleError(RuntimeError):
     """The service would run its queries as a role that row-level security does not apply to."""
 
@@ -86,6 +99,28 @@ class Database:
                     cursors = [await conn.execute(query, params) for query, params in statements]
                     await conn.execute("COMMIT")
                 return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
+            except BaseException:
+                await _rollback(conn)
+                raise
+
+    @asynccontextmanager
+    async def pipelined(self, tenant_id: uuid.UUID) -> AsyncIterator[Pipelined]:
+        """A transaction of `tenant_id` in pipeline mode, for a body that works in a few round trips.
+
+        BEGIN and the tenant travel with the body's first round trip; each fetch from a cursor sends everything
+        queued so far in one round trip, and errors surface there. A body may queue the COMMIT with its last
+        statements (`Pipelined.queue_commit`), saving a round trip; otherwise the transaction commits at the end.
+        Any error rolls it back and is raised.
+        """
+        async with self.pool.connection() as conn:
+            transaction = Pipelined(conn)
+            try:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    await conn.execute(_SET_TENANT, (str(tenant_id),))
+                    yield transaction
+                    if not transaction.commit_queued:
+                        await transaction.queue_commit()
             except BaseException:
                 await _rollback(conn)
                 raise

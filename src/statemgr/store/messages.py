@@ -62,7 +62,12 @@ async def find_by_keys(conn: Connection, tenant_id: uuid.UUID, keys: list[Messag
 async def queue_insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) -> Cursor:
     """Sends the INSERT of `new` (ids locked with lock_keys) without waiting, so that the caller can queue more
     statements in the same pipeline; `inserted` reads the result once the pipeline has synced."""
-    params = {
+    return await conn.execute(Q["insert_message"], insert_params(tenant_id, new, message_id))
+
+
+def insert_params(tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) -> dict[str, Any]:
+    """The parameters of an INSERT of `new` as `message_id`."""
+    return {
         "tenant_id": tenant_id,
         "id": message_id,
         "conversation_id": new.conversation_id,
@@ -74,7 +79,6 @@ async def queue_insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage, 
         "media_urls": new.media_urls,
         "sent_at": new.sent_at,
     }
-    return await conn.execute(Q["insert_message"], params)
 
 
 async def inserted(cursor: Cursor) -> tuple[Message, bool]:
@@ -185,9 +189,16 @@ async def touch_conversation(
     conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, at: dt.datetime, inbound: bool
 ) -> Conversation | None:
     """Records activity at `at` (and, inbound, the reply window to `at` + 24 h); None if missing or closed."""
-    params = {"tenant_id": tenant_id, "conversation_id": conversation_id, "time": at, "inbound": inbound}
-    row = await (await conn.execute(Q["touch_conversation"], params)).fetchone()
+    row = await (await queue_touch(conn, tenant_id, conversation_id, at, inbound)).fetchone()
     return Conversation.from_row(row) if row else None
+
+
+async def queue_touch(
+    conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, at: dt.datetime, inbound: bool
+) -> Cursor:
+    """Sends `touch_conversation`'s UPDATE inside the caller's pipeline (its row: the conversation, or none)."""
+    params = {"tenant_id": tenant_id, "conversation_id": conversation_id, "time": at, "inbound": inbound}
+    return await conn.execute(Q["touch_conversation"], params)
 
 
 def _report_params(tenant_id: uuid.UUID, report: StatusReport) -> dict[str, Any]:
