@@ -54,20 +54,16 @@ class ConversationService:
         return conversation
 
     async def get(self, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> domain.Conversation:
-        async with self._db.tenant(tenant_id) as conn:
-            found = await store.get(conn, tenant_id, conversation_id)
-        return _found(found, conversation_id)
+        return _found(await store.get(self._db, tenant_id, conversation_id), conversation_id)
 
     async def lookup_by_whatsapp_id(self, tenant_id: uuid.UUID, whatsapp_id: str) -> domain.Conversation:
-        async with self._db.tenant(tenant_id) as conn:
-            found = await store.lookup_by_whatsapp_id(conn, tenant_id, whatsapp_id)
+        found = await store.lookup_by_whatsapp_id(self._db, tenant_id, whatsapp_id)
         if found is None:
             raise NotFound("conversation with WhatsApp conversation id", whatsapp_id)
         return found
 
     async def lookup_by_genesys_id(self, tenant_id: uuid.UUID, genesys_id: str) -> domain.Conversation:
-        async with self._db.tenant(tenant_id) as conn:
-            found = await store.lookup_by_genesys_id(conn, tenant_id, genesys_id)
+        found = await store.lookup_by_genesys_id(self._db, tenant_id, genesys_id)
         if found is None:
             raise NotFound("conversation with Genesys conversation id", genesys_id)
         return found

@@ -59,17 +59,14 @@ class CustomerService:
         return result
 
     async def find(self, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> domain.Customer | None:
-        async with self._db.tenant(tenant_id) as conn:
-            return await store.get(conn, tenant_id, customer_id)
+        return await store.get(self._db, tenant_id, customer_id)
 
     async def find_by_whatsapp_id(self, tenant_id: uuid.UUID, whatsapp_id: str) -> domain.Customer | None:
-        async with self._db.tenant(tenant_id) as conn:
-            return await store.get_by_whatsapp_id(conn, tenant_id, whatsapp_id)
+        return await store.get_by_whatsapp_id(self._db, tenant_id, whatsapp_id)
 
     async def find_by_phone_number(self, tenant_id: uuid.UUID, e164: str) -> domain.Customer | None:
         """The customer with this number, already in E.164 (see `e164`)."""
-        async with self._db.tenant(tenant_id) as conn:
-            return await store.get_by_phone_number(conn, tenant_id, e164)
+        return await store.get_by_phone_number(self._db, tenant_id, e164)
 
     async def e164(self, tenant_id: uuid.UUID, raw: str, field: str) -> str:
         """`raw` in E.164; a national number is read with the tenant's default region (asked once per process)."""

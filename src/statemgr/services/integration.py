@@ -87,8 +87,7 @@ class IntegrationService:
 
     async def route(self, tenant_id: uuid.UUID, genesys_conversation_id: str) -> Route | None:
         """The route of a Genesys conversation id (current or superseded); None when no conversation has it."""
-        async with self._db.tenant(tenant_id) as conn:
-            found = await conversation_store.lookup_by_genesys_id(conn, tenant_id, genesys_conversation_id)
+        found = await conversation_store.lookup_by_genesys_id(self._db, tenant_id, genesys_conversation_id)
         return None if found is None else Route(found.id, found.whatsapp_conversation_id, found.customer_id)
 
     async def record_outbound(self, tenant_id: uuid.UUID, outbound: Outbound, route: Route) -> OutboundResult:

@@ -75,13 +75,11 @@ class MessageService:
         return recorded
 
     async def get(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> domain.Message:
-        async with self._db.tenant(tenant_id) as conn:
-            return _found(await store.get(conn, tenant_id, message_id), str(message_id))
+        return _found(await store.get_once(self._db, tenant_id, message_id), str(message_id))
 
     async def lookup(self, tenant_id: uuid.UUID, key: domain.MessageKey) -> domain.Message:
-        async with self._db.tenant(tenant_id) as conn:
-            found = await store.find_by_keys(conn, tenant_id, [key])
-        return _found(found[0] if found else None, f"with this {key.kind} message id")
+        found = await store.lookup_once(self._db, tenant_id, key)
+        return _found(found, f"with this {key.kind} message id")
 
     async def list_page(
         self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, page: PageRequest

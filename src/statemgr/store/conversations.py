@@ -18,7 +18,7 @@ from statemgr.domain import customers
 from statemgr.domain.errors import Aborted, AlreadyExists, InvalidArgument, StatemgrError
 from statemgr.domain.events import Event
 from statemgr.store import errors, queries
-from statemgr.store.db import Connection, Database, Statement
+from statemgr.store.db import Connection, Database, Statement, first_row
 
 Q = queries.load("conversations")
 
@@ -79,8 +79,10 @@ async def find_conflict(
     return None if row is None else (str(row["conflict"]), domain.Conversation.from_row(row))
 
 
-async def get(conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> domain.Conversation | None:
-    return await _optional(conn, "get_conversation", {"tenant_id": tenant_id, "id": conversation_id})
+async def get(
+    source: Connection | Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+) -> domain.Conversation | None:
+    return await _optional(source, "get_conversation", {"tenant_id": tenant_id, "id": conversation_id})
 
 
 async def lock(conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> domain.Conversation | None:
@@ -88,16 +90,20 @@ async def lock(conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUI
     return await _optional(conn, "lock_conversation", {"tenant_id": tenant_id, "id": conversation_id})
 
 
-async def lookup_by_whatsapp_id(conn: Connection, tenant_id: uuid.UUID, whatsapp_id: str) -> domain.Conversation | None:
+async def lookup_by_whatsapp_id(
+    source: Connection | Database, tenant_id: uuid.UUID, whatsapp_id: str
+) -> domain.Conversation | None:
     """The open conversation of a WhatsApp conversation id, else its latest one."""
     params = {"tenant_id": tenant_id, "whatsapp_conversation_id": whatsapp_id}
-    return await _optional(conn, "lookup_by_whatsapp_id", params)
+    return await _optional(source, "lookup_by_whatsapp_id", params)
 
 
-async def lookup_by_genesys_id(conn: Connection, tenant_id: uuid.UUID, genesys_id: str) -> domain.Conversation | None:
+async def lookup_by_genesys_id(
+    source: Connection | Database, tenant_id: uuid.UUID, genesys_id: str
+) -> domain.Conversation | None:
     """The open conversation currently mapped to a Genesys id, else the one mapped to it (or before it) last."""
     params = {"tenant_id": tenant_id, "genesys_conversation_id": genesys_id}
-    return await _optional(conn, "lookup_by_genesys_id", params)
+    return await _optional(source, "lookup_by_genesys_id", params)
 
 
 async def list_page(
@@ -240,8 +246,13 @@ def _translated(exc: psycopg.Error) -> Exception:
     return translate(exc) or exc
 
 
-async def _optional(conn: Connection, name: str, params: Mapping[str, Any]) -> domain.Conversation | None:
-    row = await (await _execute(conn, Q[name], params)).fetchone()
+async def _optional(source: Connection | Database, name: str, params: Mapping[str, Any]) -> domain.Conversation | None:
+    """The conversation a query finds: inside the caller's transaction (a Connection), or in a transaction of its
+    own in one round trip (the Database)."""
+    if isinstance(source, Database):
+        row = await first_row(source, Q[name], params)
+    else:  # through _execute: a lock may be refused, which the caller hears as ABORTED
+        row = await (await _execute(source, Q[name], params)).fetchone()
     return None if row is None else domain.Conversation.from_row(row)
 
 

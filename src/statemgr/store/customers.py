@@ -1,4 +1,5 @@
-"""Customers in PostgreSQL. Every function runs inside the caller's tenant transaction."""
+"""Customers in PostgreSQL. Every function runs inside the caller's tenant transaction; the reads given the Database
+run in one of their own (one round trip)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from statemgr.domain.messages import Message
 from statemgr.store import conversations as conversation_store
 from statemgr.store import messages as message_store
 from statemgr.store import queries
-from statemgr.store.db import Connection, Cursor
+from statemgr.store.db import Connection, Cursor, Database, first_row
 
 Q = queries.load("customers")
 
@@ -129,8 +130,8 @@ async def recent_from(reading: tuple[Cursor, Cursor]) -> tuple[list[conversation
     return recent_, [Message.from_row(row) for row in await last.fetchall()]
 
 
-async def get(conn: Connection, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> Customer | None:
-    return await _one_or_none(conn, "get_by_id", {"tenant_id": tenant_id, "id": customer_id})
+async def get(source: Connection | Database, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> Customer | None:
+    return await _one_or_none(source, "get_by_id", {"tenant_id": tenant_id, "id": customer_id})
 
 
 async def lock(conn: Connection, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> Customer | None:
@@ -138,14 +139,16 @@ async def lock(conn: Connection, tenant_id: uuid.UUID, customer_id: uuid.UUID) -
     return await _one_or_none(conn, "lock_by_id", {"tenant_id": tenant_id, "id": customer_id})
 
 
-async def get_by_whatsapp_id(conn: Connection, tenant_id: uuid.UUID, whatsapp_id: str) -> Customer | None:
-    return await _one_or_none(conn, "get_by_whatsapp_id", {"tenant_id": tenant_id, "whatsapp_id": whatsapp_id})
+async def get_by_whatsapp_id(source: Connection | Database, tenant_id: uuid.UUID, whatsapp_id: str) -> Customer | None:
+    return await _one_or_none(source, "get_by_whatsapp_id", {"tenant_id": tenant_id, "whatsapp_id": whatsapp_id})
 
 
-async def get_by_phone_number(conn: Connection, tenant_id: uuid.UUID, phone_number: str) -> Customer | None:
+async def get_by_phone_number(
+    source: Connection | Database, tenant_id: uuid.UUID, phone_number: str
+) -> Customer | None:
     """The customer with this E.164 number (the most recently updated one if several share it)."""
     params = {"tenant_id": tenant_id, "phone_number": phone_number}
-    return await _one_or_none(conn, "get_by_phone_number", params)
+    return await _one_or_none(source, "get_by_phone_number", params)
 
 
 async def search_by_name(conn: Connection, tenant_id: uuid.UUID, key: str, page: Page) -> list[Customer]:
@@ -211,8 +214,8 @@ def _jsonb(value: dict[str, Any] | None) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
-async def _one_or_none(conn: Connection, query: str, params: dict[str, Any]) -> Customer | None:
-    row = await (await conn.execute(Q[query], params)).fetchone()
+async def _one_or_none(source: Connection | Database, query: str, params: dict[str, Any]) -> Customer | None:
+    row = await first_row(source, Q[query], params)
     return Customer.from_row(row) if row else None
 
 

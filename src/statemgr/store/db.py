@@ -103,6 +103,11 @@ class Database:
                 await _rollback(conn)
                 raise
 
+    async def one_row(self, tenant_id: uuid.UUID, query: LiteralString, params: Mapping[str, Any]) -> Row | None:
+        """The first row of one read in a transaction of its own, in one round trip (`once`)."""
+        (rows,) = await self.once(tenant_id, [(query, params)])
+        return rows[0] if rows else None
+
     @asynccontextmanager
     async def pipelined(self, tenant_id: uuid.UUID) -> AsyncIterator[Pipelined]:
         """A transaction of `tenant_id` in pipeline mode, for a body that works in a few round trips.
@@ -142,3 +147,11 @@ async def _rollback(conn: Connection) -> None:
     # A broken connection cannot roll back; the pool discards it when it comes back.
     with contextlib.suppress(psycopg.Error):
         await conn.execute("ROLLBACK")
+
+
+async def first_row(source: Connection | Database, query: LiteralString, params: Mapping[str, Any]) -> Row | None:
+    """The first row of a read: inside the caller's transaction (a Connection), or in a transaction of its own in
+    one round trip (the Database; the tenant is params["tenant_id"])."""
+    if isinstance(source, Database):
+        return await source.one_row(params["tenant_id"], query, params)
+    return await (await source.execute(query, params)).fetchone()

@@ -59,6 +59,12 @@ async def find_by_keys(conn: Connection, tenant_id: uuid.UUID, keys: list[Messag
     return [Message.from_row(row) for row in rows]
 
 
+async def lookup_once(db: Database, tenant_id: uuid.UUID, key: MessageKey) -> Message | None:
+    """The message holding a provider id, read in a transaction of its own (one round trip)."""
+    row = await db.one_row(tenant_id, Q["find_by_keys"], {"tenant_id": tenant_id, **_key_params([key])})
+    return Message.from_row(row) if row else None
+
+
 async def queue_insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) -> Cursor:
     """Sends the INSERT of `new` (ids locked with lock_keys) without waiting, so that the caller can queue more
     statements in the same pipeline; `inserted` reads the result once the pipeline has synced."""
@@ -91,6 +97,12 @@ async def inserted(cursor: Cursor) -> tuple[Message, bool]:
 
 async def get(conn: Connection, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
     row = await (await conn.execute(Q["get_message"], {"tenant_id": tenant_id, "id": message_id})).fetchone()
+    return Message.from_row(row) if row else None
+
+
+async def get_once(db: Database, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
+    """`get` in a transaction of its own (one round trip)."""
+    row = await db.one_row(tenant_id, Q["get_message"], {"tenant_id": tenant_id, "id": message_id})
     return Message.from_row(row) if row else None
 
 
