@@ -99,18 +99,17 @@ async def _record(
     now = dt.datetime.now(dt.UTC)
     touching = await message_store.queue_touch(conn, tenant_id, conversation_id, min(inbound.sent_at, now), True)
     recorded = messages.recorded_event(new, message_id)
-    inserting = await store.queue_insert_into_open(conn, tenant_id, new, message_id, recorded)
+    inserting = await message_store.queue_insert_into_open(conn, tenant_id, new, message_id, recorded)
     reading = await customer_store.queue_recent(
         conn, tenant_id, customer.id, CONTEXT_LIMITS[0], conversation_id, CONTEXT_LIMITS[1]
     )
     await transaction.queue_commit()
-    touched, inserted = await touching.fetchone(), await inserting.fetchone()  # the second round trip
-    if touched is None or inserted is None:
+    conversation = await message_store.touched(touching)  # the second round trip
+    message = await message_store.inserted_into_open(inserting)
+    if conversation is None or message is None:
         return None
-    conversation = Conversation.from_row(touched)
     recent, last = await customer_store.recent_from(reading)
     context = customer_domain.Context(customer, conversation, recent, last)
-    message = message_domain.Message.from_row(inserted)
     return InboundResult(context, conversation, message, upserted.created, opened, True)
 
 

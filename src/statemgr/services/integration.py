@@ -93,9 +93,8 @@ class IntegrationService:
     async def record_outbound(self, tenant_id: uuid.UUID, outbound: Outbound, route: Route) -> OutboundResult:
         """Records the message in the route's conversation. For a new message, NOT_FOUND or FAILED_PRECONDITION when
         that conversation is gone or closed; ALREADY_EXISTS when the Genesys message id has other content."""
-        async with self._db.tenant(tenant_id) as conn:
-            recorded = await messages.record_in(conn, tenant_id, _outbound_message(outbound, route.conversation_id))
-            conversation = recorded.conversation or await _conversation(conn, tenant_id, route.conversation_id)
+        recorded = await messages.record(self._db, tenant_id, _outbound_message(outbound, route.conversation_id))
+        conversation = recorded.conversation or await _conversation(self._db, tenant_id, route.conversation_id)
         await messages.invalidate_touched(self._cache, tenant_id, recorded)
         return OutboundResult(conversation, recorded.message, recorded.created)
 
@@ -201,8 +200,10 @@ async def _repeated_inbound(
     return InboundResult(context, conversation, message, False, False, False)
 
 
-async def _conversation(conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
-    found = await conversation_store.get(conn, tenant_id, conversation_id)
+async def _conversation(
+    source: Connection | Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation:
+    found = await conversation_store.get(source, tenant_id, conversation_id)
     if found is None:  # a message's conversation cannot go while the message stays
         raise NotFound("conversation", str(conversation_id))
     return found

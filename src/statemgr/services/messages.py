@@ -13,7 +13,7 @@ import collections
 import dataclasses
 import datetime as dt
 import uuid
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from psycopg import errors as pg_errors
 
@@ -29,7 +29,7 @@ from statemgr.events import outbox
 from statemgr.services import conversations
 from statemgr.store import conversations as conversation_store
 from statemgr.store import messages as store
-from statemgr.store.db import Connection, Database
+from statemgr.store.db import Connection, Database, Pipelined
 
 _RACES = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 PRUNE_BATCH = 100  # expired parked reports deleted on the way whenever a tenant parks one
@@ -69,8 +69,7 @@ class MessageService:
         self._max_retries = settings.max_message_retries
 
     async def record(self, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
-        async with self._db.tenant(tenant_id) as conn:
-            recorded = await record_in(conn, tenant_id, new)
+        recorded = await record(self._db, tenant_id, new)
         await invalidate_touched(self._cache, tenant_id, recorded)
         return recorded
 
@@ -182,6 +181,45 @@ class MessageService:
         return domain.StatusOutcome(None, changed=False)
 
 
+async def record(db: Database, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
+    """Records `new` in a transaction of its own (see `record_in`), in two round trips where it can (`_record`);
+    reports parked for its ids send it through `record_in` instead."""
+    async with db.pipelined(tenant_id) as transaction:
+        recorded = await _record(transaction, tenant_id, new)
+    if recorded == "refused":  # nothing was written: say why, from a read of the conversation
+        await _conversation_refuses(db, tenant_id, new.conversation_id)
+    if recorded == "parked":
+        async with db.tenant(tenant_id) as conn:
+            return await record_in(conn, tenant_id, new)
+    return recorded
+
+
+async def _record(
+    transaction: Pipelined, tenant_id: uuid.UUID, new: domain.NewMessage
+) -> Recorded | Literal["parked", "refused"]:
+    """The ids locked and looked for (with BEGIN), then the conversation touched and the message inserted with its
+    event (with COMMIT); "parked" when reports wait for its ids, "refused" when its conversation is not open."""
+    conn = transaction.conn
+    finding = await store.queue_lock_and_find(conn, tenant_id, new.keys())
+    asking = await store.queue_any_parked(conn, tenant_id, new.keys())
+    existing = await store.found(finding)  # the first round trip
+    if existing:
+        return Recorded(repeat_of(existing, new), created=False)
+    if await store.any_parked(asking):
+        return "parked"
+    message_id = uuid.uuid4()
+    at = min(new.sent_at or _now(), _now())
+    touching = await store.queue_touch(
+        conn, tenant_id, new.conversation_id, at, new.direction is domain.Direction.INBOUND
+    )
+    inserting = await store.queue_insert_into_open(conn, tenant_id, new, message_id, recorded_event(new, message_id))
+    await transaction.queue_commit()
+    conversation, message = await store.touched(touching), await store.inserted_into_open(inserting)
+    if conversation is None or message is None:
+        return "refused"
+    return Recorded(message, created=True, conversation=conversation)
+
+
 async def record_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
     """Records `new` inside the caller's transaction, or returns the message already recorded under its ids.
 
@@ -276,8 +314,10 @@ def _ids_to_attach(
     return missing
 
 
-async def _conversation_refuses(conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> NoReturn:
-    conversation = await conversation_store.get(conn, tenant_id, conversation_id)
+async def _conversation_refuses(
+    source: Connection | Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+) -> NoReturn:
+    conversation = await conversation_store.get(source, tenant_id, conversation_id)
     if conversation is None:
         raise NotFound("conversation", str(conversation_id))
     check_open(conversation)

@@ -5,11 +5,8 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from psycopg.types.json import Jsonb
-
 from statemgr.domain.conversations import Conversation
-from statemgr.domain.events import Event
-from statemgr.domain.messages import Message, MessageKey, NewMessage
+from statemgr.domain.messages import Message, MessageKey
 from statemgr.store import conversations as conversation_store
 from statemgr.store import messages as message_store
 from statemgr.store import queries
@@ -54,23 +51,13 @@ async def queue_inbound_reads(
 ) -> InboundReads:
     params = {"tenant_id": tenant_id, "whatsapp_conversation_id": whatsapp_conversation_id}
     existing = await message_store.queue_lock_and_find(conn, tenant_id, [key])
-    parked = await conn.execute(Q["any_parked"], {"tenant_id": tenant_id, "whatsapp_message_id": key.value})
+    parked = await message_store.queue_any_parked(conn, tenant_id, [key])
     return InboundReads(existing, parked, await conn.execute(Q["lock_latest_by_whatsapp_id"], params))
 
 
 async def inbound_reads(reads: InboundReads) -> tuple[list[Message], bool, Conversation | None]:
     """The messages holding the id, whether reports are parked for it, and the conversation (see InboundReads)."""
     existing = await message_store.found(reads.existing)
-    parked = await reads.parked.fetchone()
+    parked = await message_store.any_parked(reads.parked)
     row = await reads.conversation.fetchone()
-    return existing, bool(parked and parked["parked"]), None if row is None else Conversation.from_row(row)
-
-
-async def queue_insert_into_open(
-    conn: Connection, tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID, recorded: Event
-) -> Cursor:
-    """Sends insert_into_open (the message and its `recorded` event, if its conversation is open); its row, once
-    synced, is the message (no row: the conversation was closed or missing)."""
-    params = message_store.insert_params(tenant_id, new, message_id)
-    event = {"event_id": uuid.uuid4(), "event_type": recorded.type.value, "event_payload": Jsonb(recorded.payload())}
-    return await conn.execute(Q["insert_into_open"], {**params, **event})
+    return existing, parked, None if row is None else Conversation.from_row(row)

@@ -11,8 +11,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from statemgr.domain.conversations import Conversation
-from statemgr.domain.events import EventType
+from statemgr.domain.events import Event, EventType
 from statemgr.domain.messages import KeyKind, Message, MessageKey, NewMessage, Status, StatusOutcome, StatusReport
 from statemgr.store import queries
 from statemgr.store.db import Connection, Cursor, Database
@@ -85,6 +87,32 @@ def insert_params(tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) 
         "media_urls": new.media_urls,
         "sent_at": new.sent_at,
     }
+
+
+async def queue_any_parked(conn: Connection, tenant_id: uuid.UUID, keys: list[MessageKey]) -> Cursor:
+    """Sends the question whether reports are parked for these ids (ask under their locks: lock_keys)."""
+    return await conn.execute(Q["any_parked"], {"tenant_id": tenant_id, **_key_params(keys)})
+
+
+async def any_parked(cursor: Cursor) -> bool:
+    row = await cursor.fetchone()
+    return bool(row and row["parked"])
+
+
+async def queue_insert_into_open(
+    conn: Connection, tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID, recorded: Event
+) -> Cursor:
+    """Sends insert_into_open: `new` as `message_id` with its `recorded` event, if its conversation is open (run it
+    after this transaction locked the conversation: queue_touch). `inserted_into_open` reads the outcome."""
+    params = insert_params(tenant_id, new, message_id)
+    event = {"event_id": uuid.uuid4(), "event_type": recorded.type.value, "event_payload": Jsonb(recorded.payload())}
+    return await conn.execute(Q["insert_into_open"], {**params, **event})
+
+
+async def inserted_into_open(cursor: Cursor) -> Message | None:
+    """The message insert_into_open recorded; None when the conversation was closed or missing."""
+    row = await cursor.fetchone()
+    return Message.from_row(row) if row else None
 
 
 async def inserted(cursor: Cursor) -> tuple[Message, bool]:
@@ -201,16 +229,21 @@ async def touch_conversation(
     conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, at: dt.datetime, inbound: bool
 ) -> Conversation | None:
     """Records activity at `at` (and, inbound, the reply window to `at` + 24 h); None if missing or closed."""
-    row = await (await queue_touch(conn, tenant_id, conversation_id, at, inbound)).fetchone()
-    return Conversation.from_row(row) if row else None
+    return await touched(await queue_touch(conn, tenant_id, conversation_id, at, inbound))
 
 
 async def queue_touch(
     conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, at: dt.datetime, inbound: bool
 ) -> Cursor:
-    """Sends `touch_conversation`'s UPDATE inside the caller's pipeline (its row: the conversation, or none)."""
+    """Sends `touch_conversation`'s UPDATE inside the caller's pipeline; `touched` reads it."""
     params = {"tenant_id": tenant_id, "conversation_id": conversation_id, "time": at, "inbound": inbound}
     return await conn.execute(Q["touch_conversation"], params)
+
+
+async def touched(cursor: Cursor) -> Conversation | None:
+    """The conversation a queued touch moved; None when it was missing or closed."""
+    row = await cursor.fetchone()
+    return Conversation.from_row(row) if row else None
 
 
 def _report_params(tenant_id: uuid.UUID, report: StatusReport) -> dict[str, Any]:

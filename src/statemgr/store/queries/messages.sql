@@ -29,6 +29,44 @@ RETURNING *, EXISTS (
       AND (p.whatsapp_message_id = %(whatsapp_message_id)s OR p.genesys_message_id = %(genesys_message_id)s)
 ) AS parked
 
+-- name: any_parked
+-- Whether reports are parked for a message's provider ids (read under the ids' locks: see lock_key).
+SELECT EXISTS (
+    SELECT FROM parked_statuses
+    WHERE tenant_id = %(tenant_id)s
+      AND (whatsapp_message_id = %(whatsapp_message_id)s OR genesys_message_id = %(genesys_message_id)s)
+) AS parked
+
+-- name: insert_into_open
+-- insert_message with its message.recorded event, only if the conversation is open: no row when it
+-- is closed or missing. Run after this transaction locked the conversation (touch_conversation, or a lock before),
+-- so that this statement's snapshot sees the previous writer's events, as the tx_id rule of
+-- statemgr/events/outbox.py needs.
+WITH inserted AS (
+    INSERT INTO messages (
+        tenant_id, id, conversation_id, whatsapp_message_id, genesys_message_id, direction, status, content,
+        media_urls, sent_at
+    )
+    SELECT
+        %(tenant_id)s, %(id)s, c.id, %(whatsapp_message_id)s, %(genesys_message_id)s, %(direction)s, %(status)s,
+        %(content)s, %(media_urls)s, %(sent_at)s
+    FROM conversations AS c
+    WHERE c.tenant_id = %(tenant_id)s AND c.id = %(conversation_id)s AND c.state <> 'closed'
+    RETURNING *
+), evented AS (
+    INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
+    SELECT
+        tenant_id, %(event_id)s, %(event_type)s, conversation_id, %(event_payload)s,
+        greatest(
+            pg_current_xact_id(),
+            (SELECT e.tx_id FROM events e
+             WHERE e.tenant_id = %(tenant_id)s AND e.conversation_id = %(conversation_id)s
+             ORDER BY e.tx_id DESC LIMIT 1)
+        )
+    FROM inserted
+)
+SELECT * FROM inserted
+
 -- name: get_message
 SELECT * FROM messages WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 
