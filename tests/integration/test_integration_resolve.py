@@ -77,13 +77,16 @@ async def test_inbound_upserts_the_customer_and_opens_the_reply_window(clients: 
 
 async def test_a_duplicate_webhook_returns_the_first_record(tenant: Client) -> None:
     wa, wamid = new_wa_id(), "wamid." + uuid.uuid4().hex
-    first = await inbound(tenant, wa, wamid, content="hello", media_urls=["https://cdn.test/1.jpg"])
-    again = await inbound(tenant, wa, wamid, content="hello", media_urls=["https://cdn.test/1.jpg"])
+    same: dict[str, Any] = {"content": "hello", "media_urls": ["https://cdn.test/1.jpg"]}
+    first = await inbound(tenant, wa, wamid, **same)
+    again = await inbound(tenant, wa, wamid, **same)
     assert not (again.customer_created or again.conversation_created or again.message_created)
     assert again.message == first.message and again.conversation.id == first.conversation.id
-    await expect(inbound(tenant, wa, wamid, content="changed"), grpc.StatusCode.ALREADY_EXISTS)
+    refused = inbound(tenant, wa, wamid, content="changed", customer_name="Renamed")
+    await expect(refused, grpc.StatusCode.ALREADY_EXISTS)
+    assert not (await inbound(tenant, wa, wamid, **same)).context.customer.name  # the refused call wrote nothing
     await move(tenant, first.conversation.id, CLOSED)
-    late = await inbound(tenant, wa, wamid, content="hello", media_urls=["https://cdn.test/1.jpg"])
+    late = await inbound(tenant, wa, wamid, **same)
     assert not late.conversation_created and late.conversation.id == first.conversation.id  # no new conversation
 
 

@@ -74,6 +74,8 @@ async def resolve_fast(db: Database, tenant_id: uuid.UUID, inbound: Inbound) -> 
         reads = await store.queue_inbound_reads(conn, tenant_id, key, inbound.whatsapp_conversation_id)
         upserted = await customer_store.upserted(upserting)  # the first round trip
         existing, parked, found = await store.inbound_reads(reads)
+        if existing:  # a repeat with other content is refused here, before anything commits
+            messages.repeat_of(existing, inbound_message(inbound, existing[0].conversation_id))
         event = customers.upsert_event(upserted)
         if event is not None:
             await outbox.append(conn, tenant_id, event)
