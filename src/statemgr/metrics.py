@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -36,6 +36,14 @@ RPC_DURATION = Histogram(
     buckets=_BUCKETS,
 )
 _rpc_children: dict[str, dict[str, Any]] = {}
+
+GENERAL_PATH = Counter(
+    "statemgr_general_path",
+    "Writes that left their one- or two-round-trip path for the general one, by RPC and reason (a repeated"
+    " message, reports parked for it, a conversation to claim or taken meanwhile, a create conflict, an unknown"
+    " message id). A rising rate shows clients retrying or racing.",
+    ("rpc", "reason"),
+)
 
 
 def observe_rpc(method: str, code: str, seconds: float) -> None:

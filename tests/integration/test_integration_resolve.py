@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import grpc
+import prometheus_client
 from google.protobuf import field_mask_pb2
 
 from statemgr.v1 import conversation_pb2 as cpb
@@ -23,6 +24,12 @@ from tests.integration.test_customers import SyncConn, inbound, new_wa_id, rows,
 
 BAD = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
+
+
+def general_paths(rpc: str, reason: str) -> float:
+    """How many calls of `rpc` this process sent to the general path for `reason` (statemgr_general_path_total)."""
+    labels = {"rpc": rpc, "reason": reason}
+    return prometheus_client.REGISTRY.get_sample_value("statemgr_general_path_total", labels) or 0.0
 
 
 async def outbound(client: Client, genesys_conversation_id: str, **fields: Any) -> ins.ResolveOutboundResponse:
@@ -79,7 +86,9 @@ async def test_a_duplicate_webhook_returns_the_first_record(tenant: Client) -> N
     wa, wamid = new_wa_id(), "wamid." + uuid.uuid4().hex
     same: dict[str, Any] = {"content": "hello", "media_urls": ["https://cdn.test/1.jpg"]}
     first = await inbound(tenant, wa, wamid, **same)
+    before = general_paths("ResolveInbound", "repeated_message")
     again = await inbound(tenant, wa, wamid, **same)
+    assert general_paths("ResolveInbound", "repeated_message") == before + 1
     assert not (again.customer_created or again.conversation_created or again.message_created)
     assert again.message == first.message and again.conversation.id == first.conversation.id
     refused = inbound(tenant, wa, wamid, content="changed", customer_name="Renamed")
@@ -117,7 +126,9 @@ async def test_a_status_parked_before_the_first_message_is_applied_to_it(tenant:
     wa, wamid = new_wa_id(), "wamid." + uuid.uuid4().hex
     report = ms.UpdateMessageStatusRequest(whatsapp_message_id=wamid, status=pb.MESSAGE_STATUS_DELIVERED)
     assert (await tenant.messages.UpdateMessageStatus(report)).parked
+    before = general_paths("ResolveInbound", "parked_reports")
     resolved = await inbound(tenant, wa, wamid, customer_name="New Customer")
+    assert general_paths("ResolveInbound", "parked_reports") == before + 1
     assert resolved.customer_created and resolved.conversation_created and resolved.message_created
     assert resolved.message.status == pb.MESSAGE_STATUS_DELIVERED
     events = rows(app_conn, tenant.tenant_id, "SELECT type, count(*) FROM events GROUP BY type ORDER BY type")

@@ -13,6 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncGenerator
 
+from statemgr import metrics
 from statemgr.cache import Cache, Kind, keys
 from statemgr.domain import conversations as domain
 from statemgr.domain import paging
@@ -45,6 +46,7 @@ class ConversationService:
         )
         conflict = None
         if conversation is None:
+            metrics.GENERAL_PATH.labels("CreateConversation", "conflict").inc()
             async with self._db.tenant(tenant_id) as conn:
                 conversation, conflict = await create_in(conn, tenant_id, new)
         if conflict is None:  # a cached "not found" for its ids must go

@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import uuid
 
+from statemgr import metrics
 from statemgr.domain import customers as customer_domain
 from statemgr.domain import messages as message_domain
 from statemgr.domain.conversations import Conversation, NewConversation, State
@@ -79,9 +80,22 @@ async def resolve_fast(db: Database, tenant_id: uuid.UUID, inbound: Inbound) -> 
         event = customers.upsert_event(upserted)
         if event is not None:
             await outbox.append(conn, tenant_id, event)
-        if existing or parked or (found is not None and found.state is not State.CLOSED and found.customer_id is None):
-            return Attempt(upserted, None)
-        return Attempt(upserted, await _record(transaction, tenant_id, inbound, upserted, found))
+        reason = _unusual(existing, parked, found)
+        result = None if reason else await _record(transaction, tenant_id, inbound, upserted, found)
+    if result is None:
+        metrics.GENERAL_PATH.labels("ResolveInbound", reason or "conversation_taken").inc()
+    return Attempt(upserted, result)
+
+
+def _unusual(existing: list[message_domain.Message], parked: bool, found: Conversation | None) -> str:
+    """Why the general path must finish the resolution ("" when nothing is unusual)."""
+    if existing:
+        return "repeated_message"
+    if parked:
+        return "parked_reports"
+    if found is not None and found.state is not State.CLOSED and found.customer_id is None:
+        return "conversation_to_claim"
+    return ""
 
 
 async def _record(

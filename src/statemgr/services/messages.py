@@ -17,6 +17,7 @@ from typing import Literal, NoReturn
 
 from psycopg import errors as pg_errors
 
+from statemgr import metrics
 from statemgr.cache import Cache
 from statemgr.config import Settings
 from statemgr.domain import messages as domain
@@ -113,6 +114,7 @@ class MessageService:
         outcome = await store.apply_status_once(self._db, tenant_id, report)
         if outcome is not None:
             return outcome
+        metrics.GENERAL_PATH.labels("UpdateMessageStatus", "unknown_message").inc()
         async with self._db.tenant(tenant_id) as conn:
             outcome = await self._apply_or_park(conn, tenant_id, report)
             await _prune_parked(conn, tenant_id)
@@ -189,6 +191,7 @@ async def record(db: Database, tenant_id: uuid.UUID, new: domain.NewMessage) -> 
     if recorded == "refused":  # nothing was written: say why, from a read of the conversation
         await _conversation_refuses(db, tenant_id, new.conversation_id)
     if recorded == "parked":
+        metrics.GENERAL_PATH.labels("RecordMessage", "parked_reports").inc()
         async with db.tenant(tenant_id) as conn:
             return await record_in(conn, tenant_id, new)
     return recorded
