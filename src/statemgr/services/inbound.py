@@ -119,8 +119,8 @@ async def _record(
     reading = await customer_store.queue_recent(
         conn, tenant_id, customer.id, CONTEXT_LIMITS[0], conversation_id, CONTEXT_LIMITS[1]
     )
-    await transaction.queue_commit()
-    conversation = await message_store.touched(touching)  # the second round trip
+    await transaction.commit()  # the second round trip
+    conversation = await message_store.touched(touching)
     message = await message_store.inserted_into_open(inserting)
     if conversation is None or message is None:
         return None

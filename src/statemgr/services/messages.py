@@ -216,7 +216,7 @@ async def _record(
         conn, tenant_id, new.conversation_id, at, new.direction is domain.Direction.INBOUND
     )
     inserting = await store.queue_insert_into_open(conn, tenant_id, new, message_id, recorded_event(new, message_id))
-    await transaction.queue_commit()
+    await transaction.commit()  # the second round trip
     conversation, message = await store.touched(touching), await store.inserted_into_open(inserting)
     if conversation is None or message is None:
         return "refused"

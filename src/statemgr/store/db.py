@@ -24,16 +24,19 @@ _ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = curre
 
 
 class Pipelined:
-    """The connection of a `Database.pipelined` transaction (libpq cannot tell, in pipeline mode, whether the
-    transaction is still open: the body says when it queued the COMMIT)."""
+    """A `Database.pipelined` transaction: its connection, in pipeline mode until `commit`."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, pipeline: contextlib.AsyncExitStack) -> None:
         self.conn = conn
-        self.commit_queued = False
+        self.committed = False
+        self._pipeline = pipeline
 
-    async def queue_commit(self) -> None:
+    async def commit(self) -> None:
+        """Queues COMMIT and sends everything queued in one round trip, ending pipeline mode: every cursor's rows
+        are then read without waiting. An error in any queued statement rolls the transaction back and is raised."""
         await self.conn.execute("COMMIT")
-        self.commit_queued = True
+        self.committed = True
+        await self._pipeline.aclose()
 
 
 class UnsafeRoleError(RuntimeError):
@@ -86,22 +89,14 @@ class Database:
     async def once(self, tenant_id: uuid.UUID, statements: Sequence[Statement]) -> list[list[Row]]:
         """Runs `statements` in one transaction of `tenant_id` in ONE round trip; returns each statement's rows.
 
-        BEGIN, the tenant, the statements and COMMIT travel together in a pipeline, so no statement can depend on
+        BEGIN, the tenant, the statements and COMMIT travel together (`pipelined`), so no statement can depend on
         what Python reads from an earlier one (SQL can: each statement sees the earlier ones' writes). For the hot
-        paths (a create, a status report, a read), which `tenant` would take three or four round trips for. Any
-        error rolls the whole transaction back and is raised.
+        paths (a create, a status report, a read), which `tenant` would take three or four round trips for.
         """
-        async with self.pool.connection() as conn:
-            try:
-                async with conn.pipeline():
-                    await conn.execute("BEGIN")
-                    await conn.execute(_SET_TENANT, (str(tenant_id),))
-                    cursors = [await conn.execute(query, params) for query, params in statements]
-                    await conn.execute("COMMIT")
-                return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
-            except BaseException:
-                await _rollback(conn)
-                raise
+        async with self.pipelined(tenant_id) as transaction:
+            cursors = [await transaction.conn.execute(query, params) for query, params in statements]
+            await transaction.commit()
+            return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
 
     async def one_row(self, tenant_id: uuid.UUID, query: LiteralString, params: Mapping[str, Any]) -> Row | None:
         """The first row of one read in a transaction of its own, in one round trip (`once`)."""
@@ -112,20 +107,20 @@ class Database:
     async def pipelined(self, tenant_id: uuid.UUID) -> AsyncIterator[Pipelined]:
         """A transaction of `tenant_id` in pipeline mode, for a body that works in a few round trips.
 
-        BEGIN and the tenant travel with the body's first round trip; each fetch from a cursor sends everything
-        queued so far in one round trip, and errors surface there. A body may queue the COMMIT with its last
-        statements (`Pipelined.queue_commit`), saving a round trip; otherwise the transaction commits at the end.
-        Any error rolls it back and is raised.
+        BEGIN and the tenant travel with the body's first round trip: reading a cursor's rows sends everything
+        queued so far, in one round trip, and errors surface there. `Pipelined.commit` sends the last statements
+        with the COMMIT; a body that does not call it is committed at its end. Any error rolls back and is raised.
         """
         async with self.pool.connection() as conn:
-            transaction = Pipelined(conn)
             try:
-                async with conn.pipeline():
+                async with contextlib.AsyncExitStack() as pipeline:
+                    await pipeline.enter_async_context(conn.pipeline())
                     await conn.execute("BEGIN")
                     await conn.execute(_SET_TENANT, (str(tenant_id),))
+                    transaction = Pipelined(conn, pipeline)
                     yield transaction
-                    if not transaction.commit_queued:
-                        await transaction.queue_commit()
+                    if not transaction.committed:
+                        await transaction.commit()
             except BaseException:
                 await _rollback(conn)
                 raise
