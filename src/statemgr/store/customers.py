@@ -80,7 +80,7 @@ async def queue_upsert(
 
 async def upserted(upserting: Upserting) -> Upserted:
     previous = None if upserting.previous is None else await upserting.previous.fetchone()
-    before = None if previous is None else Customer.from_row(previous).phone_number
+    before = None if previous is None else previous["phone_number"]
     row = await upserting.written.fetchone()
     if row is not None:
         return Upserted(Customer.from_row(row), bool(row["created"]), not row["created"], before)
