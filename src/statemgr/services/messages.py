@@ -75,10 +75,10 @@ class MessageService:
         return recorded
 
     async def get(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> domain.Message:
-        return _found(await store.get_once(self._db, tenant_id, message_id), str(message_id))
+        return _found(await store.get(self._db, tenant_id, message_id), str(message_id))
 
     async def lookup(self, tenant_id: uuid.UUID, key: domain.MessageKey) -> domain.Message:
-        found = await store.lookup_once(self._db, tenant_id, key)
+        found = await store.find_by_key(self._db, tenant_id, key)
         return _found(found, f"with this {key.kind} message id")
 
     async def list_page(

@@ -1,6 +1,6 @@
 """Conversations in PostgreSQL: rows in, domain objects out. Every function runs inside the caller's tenant
-transaction (statemgr.store.db.Database.tenant), but for the `_once` ones, which are a transaction of their own; the
-service layer owns the transactions and the outbox."""
+transaction (statemgr.store.db.Database.tenant), but for `insert_once` and the reads given the Database, which run
+in one of their own; the service layer owns the transactions and the outbox."""
 
 from __future__ import annotations
 

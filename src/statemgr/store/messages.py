@@ -1,7 +1,7 @@
 """Messages, their status reports and the reports parked for messages not recorded yet, in PostgreSQL.
 
-Every function runs inside the caller's tenant transaction, but for the `_once` ones, which are a transaction of
-their own.
+Every function runs inside the caller's tenant transaction, but for `apply_status_once` and the reads given the
+Database, which run in one of their own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from statemgr.domain.conversations import Conversation
 from statemgr.domain.events import Event, EventType
 from statemgr.domain.messages import KeyKind, Message, MessageKey, NewMessage, Status, StatusOutcome, StatusReport
 from statemgr.store import queries
-from statemgr.store.db import Connection, Cursor, Database
+from statemgr.store.db import Connection, Cursor, Database, first_row
 
 Q = queries.load("messages")
 
@@ -61,9 +61,9 @@ async def find_by_keys(conn: Connection, tenant_id: uuid.UUID, keys: list[Messag
     return [Message.from_row(row) for row in rows]
 
 
-async def lookup_once(db: Database, tenant_id: uuid.UUID, key: MessageKey) -> Message | None:
-    """The message holding a provider id, read in a transaction of its own (one round trip)."""
-    row = await db.one_row(tenant_id, Q["find_by_keys"], {"tenant_id": tenant_id, **_key_params([key])})
+async def find_by_key(source: Connection | Database, tenant_id: uuid.UUID, key: MessageKey) -> Message | None:
+    """The message holding one provider id (a Database: read in a transaction of its own, one round trip)."""
+    row = await first_row(source, Q["find_by_keys"], {"tenant_id": tenant_id, **_key_params([key])})
     return Message.from_row(row) if row else None
 
 
@@ -123,14 +123,9 @@ async def inserted(cursor: Cursor) -> tuple[Message, bool]:
     return Message.from_row(row), bool(row["parked"])
 
 
-async def get(conn: Connection, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
-    row = await (await conn.execute(Q["get_message"], {"tenant_id": tenant_id, "id": message_id})).fetchone()
-    return Message.from_row(row) if row else None
-
-
-async def get_once(db: Database, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
-    """`get` in a transaction of its own (one round trip)."""
-    row = await db.one_row(tenant_id, Q["get_message"], {"tenant_id": tenant_id, "id": message_id})
+async def get(source: Connection | Database, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
+    """The message (a Database: read in a transaction of its own, one round trip)."""
+    row = await first_row(source, Q["get_message"], {"tenant_id": tenant_id, "id": message_id})
     return Message.from_row(row) if row else None
 
 
