@@ -11,10 +11,11 @@ snapshot's xmin" still implies "written by a transaction that has ended".
 That relies on one rule the services keep: append a conversation's event after locking or updating the
 conversation's row, in the same transaction, so the previous writer has committed before this INSERT runs.
 
-The hottest writes append their event in their own SQL instead of through `append`, to save a round trip, and keep
-the same rule there: conversations.sql's insert_conversation (a new conversation has no earlier events),
-messages.sql's append_status_event (a statement after apply_status's row lock) and insert_into_open (run after
-the conversation's row is locked). Their payloads are `Event.payload()`'s, which tests compare.
+The tx_id is computed by one SQL function, event_tx_id (sql/0010). The hottest writes append their event in their
+own SQL instead of through `append`, to save a round trip, and keep the same rule there: conversations.sql's
+insert_conversation (a new conversation has no earlier events: its own id), messages.sql's append_status_event (a
+statement after apply_status's row lock) and insert_into_open (run after the conversation's row is locked). Their
+payloads are `Event.payload()`'s, which tests compare.
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 -- The event log (outbox). Readers and the relay; statemgr/events/cursor.py explains the (tx_id, seq) order.
 
 -- name: append
--- tx_id is this transaction's id, raised to the latest tx_id of the same conversation when that is higher: see
--- statemgr/events/outbox.py. greatest() ignores the NULL of "no earlier event" (and of events without a conversation).
+-- tx_id: see the function event_tx_id (sql/0010) and statemgr/events/outbox.py.
 INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
 VALUES (
     %(tenant_id)s, %(id)s, %(type)s, %(conversation_id)s, %(payload)s,
-    greatest(
-        pg_current_xact_id(),
-        (SELECT e.tx_id FROM events e
-         WHERE e.tenant_id = %(tenant_id)s AND e.conversation_id = %(conversation_id)s
-         ORDER BY e.tx_id DESC LIMIT 1)
-    )
+    event_tx_id(%(tenant_id)s, %(conversation_id)s)
 )
 
 -- name: read_tenant

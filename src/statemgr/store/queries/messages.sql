@@ -57,12 +57,7 @@ WITH inserted AS (
     INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
     SELECT
         tenant_id, %(event_id)s, %(event_type)s, conversation_id, %(event_payload)s,
-        greatest(
-            pg_current_xact_id(),
-            (SELECT e.tx_id FROM events e
-             WHERE e.tenant_id = %(tenant_id)s AND e.conversation_id = %(conversation_id)s
-             ORDER BY e.tx_id DESC LIMIT 1)
-        )
+        event_tx_id(tenant_id, conversation_id)
     FROM inserted
 )
 SELECT * FROM inserted
@@ -151,12 +146,7 @@ INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
 SELECT
     m.tenant_id, gen_random_uuid(), %(event_type)s, m.conversation_id,
     jsonb_build_object('conversation_id', m.conversation_id::text, 'message_id', m.id::text, 'message_status', m.status),
-    greatest(
-        pg_current_xact_id(),
-        (SELECT e.tx_id FROM events e
-         WHERE e.tenant_id = m.tenant_id AND e.conversation_id = m.conversation_id
-         ORDER BY e.tx_id DESC LIMIT 1)
-    )
+    event_tx_id(m.tenant_id, m.conversation_id)
 FROM messages AS m
 WHERE m.tenant_id = %(tenant_id)s
   AND (m.whatsapp_message_id = %(whatsapp_message_id)s OR m.genesys_message_id = %(genesys_message_id)s)

@@ -1,0 +1,1 @@
+DROP FUNCTION event_tx_id(uuid, uuid);
