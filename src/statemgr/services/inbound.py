@@ -26,7 +26,6 @@ from statemgr.events import outbox
 from statemgr.services import conversations, customers, messages
 from statemgr.store import customers as customer_store
 from statemgr.store import integration as store
-from statemgr.store import messages as message_store
 from statemgr.store.customers import Upserted
 from statemgr.store.db import Database, Pipelined
 
@@ -111,19 +110,15 @@ async def _record(
         query, params = conversations.insert_statement(tenant_id, new_conversation)
         conversation_id = params["id"]
         await conn.execute(query, params)  # no row if another took the WhatsApp id: then the touch finds none
-    new, message_id = inbound_message(inbound, conversation_id), uuid.uuid4()
-    now = dt.datetime.now(dt.UTC)
-    touching = await message_store.queue_touch(conn, tenant_id, conversation_id, min(inbound.sent_at, now), True)
-    recorded = messages.recorded_event(new, message_id)
-    inserting = await message_store.queue_insert_into_open(conn, tenant_id, new, message_id, recorded)
+    recording = await messages.queue_recording(conn, tenant_id, inbound_message(inbound, conversation_id))
     reading = await customer_store.queue_recent(
         conn, tenant_id, customer.id, CONTEXT_LIMITS[0], conversation_id, CONTEXT_LIMITS[1]
     )
     await transaction.commit()  # the second round trip
-    conversation = await message_store.touched(touching)
-    message = await message_store.inserted_into_open(inserting)
-    if conversation is None or message is None:
+    recorded = await messages.recording_read(recording)
+    if recorded is None:
         return None
+    conversation, message = recorded
     recent, last = await customer_store.recent_from(reading)
     context = customer_domain.Context(customer, conversation, recent, last)
     return InboundResult(context, conversation, message, upserted.created, opened, True)

@@ -30,7 +30,7 @@ from statemgr.events import outbox
 from statemgr.services import conversations
 from statemgr.store import conversations as conversation_store
 from statemgr.store import messages as store
-from statemgr.store.db import Connection, Database, Pipelined
+from statemgr.store.db import Connection, Cursor, Database, Pipelined
 
 _RACES = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 PRUNE_BATCH = 100  # expired parked reports deleted on the way whenever a tenant parks one
@@ -210,17 +210,30 @@ async def _record(
         return Recorded(repeat_of(existing, new), created=False)
     if await store.any_parked(asking):
         return "parked"
-    message_id = uuid.uuid4()
-    at = min(new.sent_at or _now(), _now())
-    touching = await store.queue_touch(
-        conn, tenant_id, new.conversation_id, at, new.direction is domain.Direction.INBOUND
-    )
-    inserting = await store.queue_insert_into_open(conn, tenant_id, new, message_id, recorded_event(new, message_id))
+    recording = await queue_recording(conn, tenant_id, new)
     await transaction.commit()  # the second round trip
+    recorded = await recording_read(recording)
+    return "refused" if recorded is None else Recorded(recorded[1], created=True, conversation=recorded[0])
+
+
+Recording = tuple[Cursor, Cursor]
+
+
+async def queue_recording(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recording:
+    """Queues the recording of `new` (its ids locked and unused) in a pipeline: its conversation touched (activity,
+    and the reply window for an inbound message), then the message and its event if the conversation is open."""
+    message_id = uuid.uuid4()
+    inbound = new.direction is domain.Direction.INBOUND
+    touching = await store.queue_touch(conn, tenant_id, new.conversation_id, _activity_time(new), inbound)
+    inserting = await store.queue_insert_into_open(conn, tenant_id, new, message_id, recorded_event(new, message_id))
+    return touching, inserting
+
+
+async def recording_read(recording: Recording) -> tuple[Conversation, domain.Message] | None:
+    """The conversation after a queued recording and the message; None when the conversation was not open."""
+    touching, inserting = recording
     conversation, message = await store.touched(touching), await store.inserted_into_open(inserting)
-    if conversation is None or message is None:
-        return "refused"
-    return Recorded(message, created=True, conversation=conversation)
+    return None if conversation is None or message is None else (conversation, message)
 
 
 async def record_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
@@ -241,9 +254,8 @@ async def insert_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessa
     gets its event, and takes the reports parked for its ids. NOT_FOUND or FAILED_PRECONDITION when the
     conversation is missing or closed.
     """
-    at = min(new.sent_at or _now(), _now())
     inbound = new.direction is domain.Direction.INBOUND
-    conversation = await store.touch_conversation(conn, tenant_id, new.conversation_id, at, inbound)
+    conversation = await store.touch_conversation(conn, tenant_id, new.conversation_id, _activity_time(new), inbound)
     if conversation is None:
         await _conversation_refuses(conn, tenant_id, new.conversation_id)
     message_id = uuid.uuid4()
@@ -374,6 +386,11 @@ def _message_event(event_type: EventType, message: domain.Message) -> Event:
         message_id=message.id,
         message_status=message.status.value,
     )
+
+
+def _activity_time(new: domain.NewMessage) -> dt.datetime:
+    """When a new message happened for its conversation: its sending time, never in the future."""
+    return min(new.sent_at or _now(), _now())
 
 
 def _now() -> dt.datetime:
