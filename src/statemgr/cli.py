@@ -1,4 +1,4 @@
-"""statemgr serve | migrate up|down|status."""
+"""statemgr serve | migrate up|down|status | retention run | archive restore."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
             return workers.run(settings, args.workers)
         asyncio.run(server.serve(App.build(settings)))
         return 0
+    if args.command in ("retention", "archive"):
+        from statemgr.jobs import cli as jobs_cli
+
+        return asyncio.run(jobs_cli.main(settings, args))
     return asyncio.run(_migrate(settings.database_url, args))
 
 
@@ -53,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--steps", type=int, default=1)
     down.add_argument("--all", action="store_true", help="revert every migration")
     actions.add_parser("status", help="list migrations and whether each is applied")
+    from statemgr.jobs import cli as jobs_cli
+
+    jobs_cli.add_commands(commands)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 - a Listener: the one LISTEN connection, waking the feeds and the relay;
 - a Dispatcher (unless STATEMGR_STREAMING_ENABLED=false): Subscribe's tenant feeds;
-- Leadership, and while this process leads: the Pruner and, when STATEMGR_AMQP_URL is set, the Relay.
+- Leadership, and while this process leads: the Pruner, the retention job (statemgr.jobs.retention) and, when
+  STATEMGR_AMQP_URL is set, the Relay.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from statemgr.events.pruner import Pruner
 from statemgr.events.publisher import AmqpPublisher
 from statemgr.events.relay import Relay
 from statemgr.events.subscriptions import Dispatcher
+from statemgr.jobs.retention import RetentionJob
 from statemgr.store.db import Connection, Database
 
 
@@ -32,6 +34,7 @@ class EventRuntime:
             float(settings.event_retention_seconds),
             require_published=self.relay is not None,
         )
+        self.retention = RetentionJob(settings, db)
         self.leadership = Leadership(settings.database_url, self._lead, settings.event_leader_poll_seconds)
         if self.dispatcher is not None:
             self.listener.add(self.dispatcher.wake)
@@ -57,6 +60,7 @@ class EventRuntime:
     async def _lead(self, conn: Connection) -> None:
         """The leader's duties, on its connection, until one fails or leadership is given up."""
         duties = [asyncio.create_task(self.pruner.run(conn), name="event-pruner")]
+        duties.append(asyncio.create_task(self.retention.run(conn), name="retention"))
         if self.relay is not None:
             duties.append(asyncio.create_task(self.relay.run(conn), name="event-relay"))
         try:
