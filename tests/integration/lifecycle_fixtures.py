@@ -79,7 +79,9 @@ def admin(database_url: str) -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(database_url, autocommit=True)
 
 
-def insert_tenant(conn: psycopg.Connection[tuple[Any, ...]], closed_retention_days: int, archive_days: int = 365) -> uuid.UUID:
+def insert_tenant(
+    conn: psycopg.Connection[tuple[Any, ...]], closed_retention_days: int, archive_days: int = 365
+) -> uuid.UUID:
     tenant_id = uuid.uuid4()
     conn.execute(
         "INSERT INTO tenants (id, display_name, closed_conversation_retention, archive_retention)"
@@ -119,7 +121,8 @@ def seed_closed(
                                     direction, status, content, media_urls, sent_at)
               SELECT %(tenant_id)s, gen_random_uuid(), id, 'wamid.' || wa || '.' || k,
                      CASE WHEN k = 2 THEN 'gen.' || wa END, CASE WHEN k = 1 THEN 'inbound' ELSE 'outbound' END,
-                     'delivered', 'text ' || wa || ' #' || k, CASE WHEN k = 1 THEN ARRAY['https://m/' || wa] ELSE '{}' END,
+                     'delivered', 'text ' || wa || ' #' || k,
+                     CASE WHEN k = 1 THEN ARRAY['https://m/' || wa] ELSE '{}' END,
                      now() - make_interval(days => %(days)s + 1)
               FROM c CROSS JOIN generate_series(1, 2) AS k
               RETURNING id, conversation_id, genesys_message_id)
@@ -147,7 +150,7 @@ def live_ids(conn: psycopg.Connection[tuple[Any, ...]], tenant_id: uuid.UUID, ta
 
 
 def count_rows(conn: psycopg.Connection[tuple[Any, ...]], table: str, tenant_id: uuid.UUID) -> int:
-    row = conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s", (tenant_id,)).fetchone()  # noqa: S608
+    row = conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s", (tenant_id,)).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -167,8 +170,13 @@ def rows_of(tables: list[pa.Table]) -> list[dict[str, Any]]:
 async def run_cli(env: Mapping[str, str], *args: str, timeout: float = 120.0) -> tuple[int, str]:
     """`python -m statemgr.cli <args>`; its exit code and output."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "statemgr.cli", *args,
-        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "statemgr.cli",
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     return int(proc.returncode or 0), out.decode()

@@ -60,7 +60,8 @@ async def run(settings: Settings, db: Database, **kwargs: Any) -> RunSummary:
 def snapshot(conn: Any, table: str, tenant_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     """The tenant's rows of `table` as JSON (what PostgreSQL itself says), by id."""
     rows = conn.execute(
-        f"SELECT id::text, to_jsonb(t) FROM {table} t WHERE tenant_id = %s", (tenant_id,)  # noqa: S608
+        f"SELECT id::text, to_jsonb(t) FROM {table} t WHERE tenant_id = %s",
+        (tenant_id,),
     ).fetchall()
     return {row[0]: row[1] for row in rows}
 
