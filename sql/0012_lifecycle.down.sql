@@ -1,4 +1,5 @@
 -- The role statemgr_lifecycle and its membership are shared by every database of the cluster, so they stay.
+DROP INDEX message_status_history_message;
 DROP INDEX conversations_tenant_closed;
 DROP POLICY lifecycle_read ON tenants;
 REVOKE SELECT (id, closed_conversation_retention, archive_retention, default_region) ON tenants FROM statemgr_lifecycle;

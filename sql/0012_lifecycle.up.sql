@@ -136,3 +136,6 @@ CREATE POLICY lifecycle_read ON tenants FOR SELECT TO statemgr_lifecycle USING (
 
 -- The job's scan: a tenant's closed conversations, oldest closure first.
 CREATE INDEX conversations_tenant_closed ON conversations (tenant_id, closed_at, id) WHERE state = 'closed';
+-- Deleting a message cascades to its status history by (tenant_id, message_id): without this index each deleted
+-- message would scan the whole history table.
+CREATE INDEX message_status_history_message ON message_status_history (tenant_id, message_id);

@@ -56,6 +56,8 @@ def _pruner(app: App) -> Duty | None:
 
 
 def _retention(app: App) -> Duty | None:
+    if app.settings.retention_interval_seconds <= 0:
+        return None  # run by hand (statemgr retention run) or from cron
     return RetentionJob(app.settings, app.db).run
 
 

@@ -59,7 +59,8 @@ class Settings:
     archive_s3_endpoint: str = ""
     archive_timeout_seconds: float = 30.0
     retention_interval_seconds: float = 3600.0
-    retention_batch_size: int = 500
+    retention_batch_size: int = 100
+    retention_pause_ratio: float = 1.0
 
 
 _INT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "int"}

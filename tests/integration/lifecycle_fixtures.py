@@ -189,6 +189,7 @@ def cli_env(database_url: str, archive_url: str, **extra: str) -> dict[str, str]
         "STATEMGR_REDIS_URL": "",
         "STATEMGR_AMQP_URL": "",
         "STATEMGR_LOG_LEVEL": "warning",
+        "STATEMGR_RETENTION_PAUSE_RATIO": "0",
         **extra,
     }
 

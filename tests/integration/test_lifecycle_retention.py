@@ -31,7 +31,7 @@ def moto() -> Iterator[lf.MotoServer]:
 @pytest.fixture(params=["file", "s3"])
 def archive_settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "file":
-        yield dataclasses.replace(settings, archive_url=str(tmp_path / "archive"), retention_batch_size=300)
+        yield dataclasses.replace(settings, archive_url=str(tmp_path / "archive"), retention_batch_size=300, retention_pause_ratio=0)
         return
     moto: lf.MotoServer = request.getfixturevalue("moto")
     with lf.aws_environment():
@@ -40,6 +40,7 @@ def archive_settings(request: pytest.FixtureRequest, settings: Settings, tmp_pat
             archive_url=f"s3://{moto.bucket()}/archive",
             archive_s3_endpoint=moto.endpoint,
             retention_batch_size=300,
+            retention_pause_ratio=0,
         )
 
 

@@ -31,3 +31,8 @@ def test_one_process_can_do_everything() -> None:
     app = App.build(Settings(amqp_url=AMQP))
     assert app.background is not None and set(app.background.duties) == {"event-relay", "event-pruner", "retention"}
     assert app.events.dispatcher is not None
+
+
+def test_a_zero_retention_interval_leaves_the_job_to_the_operator() -> None:
+    app = App.build(Settings(amqp_url="", retention_interval_seconds=0), Role.BACKGROUND)
+    assert app.background is not None and set(app.background.duties) == {"event-pruner"}
