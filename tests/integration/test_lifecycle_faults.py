@@ -97,7 +97,9 @@ async def test_killed_mid_batch_then_rerun_loses_nothing_and_archives_nothing_tw
         lf.seed_closed(conn, tenant, 1000, closed_days_ago=60, tag="old")
         messages = {row[0] for row in conn.execute("SELECT id FROM messages WHERE tenant_id = %s", (tenant,))}
     archive_url = str(tmp_path / "archive")
-    env = lf.cli_env(settings.database_url, archive_url, STATEMGR_RETENTION_BATCH_SIZE="25", STATEMGR_RETENTION_PAUSE_RATIO="1")
+    env = lf.cli_env(
+        settings.database_url, archive_url, STATEMGR_RETENTION_BATCH_SIZE="25", STATEMGR_RETENTION_PAUSE_RATIO="1"
+    )
     command = [sys.executable, "-m", "statemgr.cli", "retention", "run", "--tenant", str(tenant)]
     proc = await asyncio.create_subprocess_exec(*command, env={**os.environ, **env}, stdout=asyncio.subprocess.DEVNULL)
     # kill it while a batch is in flight, after a few have completed

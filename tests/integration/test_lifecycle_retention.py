@@ -31,7 +31,9 @@ def moto() -> Iterator[lf.MotoServer]:
 @pytest.fixture(params=["file", "s3"])
 def archive_settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "file":
-        yield dataclasses.replace(settings, archive_url=str(tmp_path / "archive"), retention_batch_size=300, retention_pause_ratio=0)
+        yield dataclasses.replace(
+            settings, archive_url=str(tmp_path / "archive"), retention_batch_size=300, retention_pause_ratio=0
+        )
         return
     moto: lf.MotoServer = request.getfixturevalue("moto")
     with lf.aws_environment():
