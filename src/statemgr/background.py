@@ -28,7 +28,6 @@ from statemgr.events.leader import Leadership
 from statemgr.events.pruner import Pruner
 from statemgr.events.publisher import AmqpPublisher
 from statemgr.events.relay import Relay
-from statemgr.jobs.retention import RetentionJob
 from statemgr.store.db import Connection
 
 if TYPE_CHECKING:
@@ -58,6 +57,9 @@ def _pruner(app: App) -> Duty | None:
 def _retention(app: App) -> Duty | None:
     if app.settings.retention_interval_seconds <= 0:
         return None  # run by hand (statemgr retention run) or from cron
+    # Imported here: it loads pyarrow (about 0.4 s per process), which a gRPC worker never needs.
+    from statemgr.jobs.retention import RetentionJob
+
     return RetentionJob(app.settings, app.db).run
 
 

@@ -28,7 +28,7 @@ from statemgr.cache import Cache, keys
 from statemgr.domain.errors import Aborted, NotFound, Unavailable
 from statemgr.domain.events import Event, EventType
 from statemgr.events import outbox
-from statemgr.jobs import metrics, parquet
+from statemgr.jobs import metrics
 from statemgr.jobs.archive_store import ArchiveStore, ArchiveUnavailable
 from statemgr.store import lifecycle as store
 from statemgr.store.db import Connection, Database
@@ -119,6 +119,10 @@ class Eraser:
         return rewritten
 
     async def _rewrite_object(self, obj: StoredObject, scrub: Scrub) -> StoredObject | None:
+        # Imported here: pyarrow costs a gRPC worker about 0.4 s at start, and only an erasure of archived rows
+        # needs it.
+        from statemgr.jobs import parquet
+
         table = parquet.read(await self._archive.get(obj.object_key))
         rows = table.to_pylist()
         kept = scrub.rows(obj.table_name, rows)

@@ -128,7 +128,7 @@ async def read_table(
 ) -> Columns:
     """The rows of `table` that belong to the conversations, as tuples (no dict per row: batches are large)."""
     params = {"tenant_id": tenant_id, "conversation_ids": list(conversation_ids)}
-    async with conn.cursor(row_factory=tuple_row) as cursor:
+    async with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
         await cursor.execute(Q[f"archive_{table}"], params)
         rows = await cursor.fetchall()
         description = cursor.description or []
