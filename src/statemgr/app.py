@@ -25,7 +25,13 @@ class App:
 
     @classmethod
     def build(cls, settings: Settings) -> App:
-        db = Database(settings.database_url, settings.db_role, settings.db_pool_min, settings.db_pool_max)
+        db = Database(
+            settings.database_url,
+            settings.db_role,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            prepared_statements=settings.db_prepared_statements,
+        )
         return cls(settings=settings, db=db, cache=Cache.build(settings), events=EventRuntime(settings, db))
 
     async def start(self) -> None:

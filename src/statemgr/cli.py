@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
             return workers.run(settings, args.workers)
         asyncio.run(server.serve(App.build(settings)))
         return 0
-    return asyncio.run(_migrate(settings.database_url, args))
+    return asyncio.run(_migrate(settings.direct_database_url, args))
 
 
 async def _migrate(url: str, args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ class EventRuntime:
     """Built without I/O; `start` opens the connections and tasks, `stop` closes them."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
-        self.listener = Listener(settings.database_url, settings.db_role)
+        self.listener = Listener(settings.direct_database_url, settings.db_role)
         self.dispatcher = _dispatcher(settings, db)
         self.relay = _relay(settings)
         self.pruner = Pruner(
@@ -32,7 +32,7 @@ class EventRuntime:
             float(settings.event_retention_seconds),
             require_published=self.relay is not None,
         )
-        self.leadership = Leadership(settings.database_url, self._lead, settings.event_leader_poll_seconds)
+        self.leadership = Leadership(settings.direct_database_url, self._lead, settings.event_leader_poll_seconds)
         if self.dispatcher is not None:
             self.listener.add(self.dispatcher.wake)
         if self.relay is not None:
