@@ -176,7 +176,8 @@ test_pgbouncer_an_event_arrives_within_a_second_by_listen = test_events_stream.t
 async def test_the_leader_holds_its_lock_on_the_direct_url(
     server: server_mod.Server, pgbouncer: bouncer.PgBouncer, app_conn: SyncConn, database_url: str
 ) -> None:
-    await asyncio.wait_for(server.app.events.leadership.leading.wait(), 10)
+    assert server.app.background is not None
+    await asyncio.wait_for(server.app.background.leadership.leading.wait(), 10)
     holders = app_conn.execute(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database ="
         " (SELECT oid FROM pg_database WHERE datname = current_database())"
