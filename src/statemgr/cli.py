@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         from statemgr.jobs import cli as jobs_cli
 
         return asyncio.run(jobs_cli.main(settings, args))
-    return asyncio.run(_migrate(settings.database_url, args))
+    return asyncio.run(_migrate(settings.direct_database_url, args))
 
 
 def _serve(settings: config.Settings, args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import psycopg
 import structlog
 
 from statemgr.cache import Cache, keys
@@ -90,6 +91,7 @@ class RetentionJob:
 
     def __init__(self, settings: Settings, db: Database, store: ArchiveStore | None = None) -> None:
         self._db = db
+        self._lock_url = settings.direct_database_url
         self._interval = settings.retention_interval_seconds
         self._batch_size = settings.retention_batch_size
         self._pause_ratio = settings.retention_pause_ratio
@@ -141,14 +143,11 @@ class RetentionJob:
 
     @contextlib.asynccontextmanager
     async def _run_lock(self) -> AsyncIterator[bool]:
-        async with self._db.pool.connection() as conn:
+        """The run's advisory lock, on a connection of its own to PostgreSQL itself (a session lock would not
+        survive a pooler in transaction mode); closing the connection releases it, as a crash does."""
+        async with await psycopg.AsyncConnection.connect(self._lock_url, autocommit=True) as conn:
             row = await (await conn.execute(store.Q["try_run_lock"], {"key": RUN_LOCK_KEY})).fetchone()
-            taken = bool(row and row["taken"])
-            try:
-                yield taken
-            finally:
-                if taken:
-                    await conn.execute(store.Q["run_unlock"], {"key": RUN_LOCK_KEY})
+            yield bool(row and row[0])
 
     async def _tenant(self, policy: Policy, dry_run: bool, progress: Progress | None) -> TenantSummary:
         summary = TenantSummary(policy.tenant_id)

@@ -324,6 +324,3 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 -- name: try_run_lock
 -- One retention run at a time in the cluster, whoever starts it (the leader's job, an operator's CLI).
 SELECT pg_try_advisory_lock(%(key)s) AS taken
-
--- name: run_unlock
-SELECT pg_advisory_unlock(%(key)s) AS released
