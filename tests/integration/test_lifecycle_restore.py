@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from statemgr import server as server_mod
+from statemgr.app import App
 from statemgr.config import Settings
 from statemgr.jobs.retention import RetentionJob
 from statemgr.v1 import conversation_pb2 as cpb
@@ -147,3 +149,22 @@ async def test_the_cli_refuses_an_unknown_tenant(database_url: str, settings: Se
     env = lf.cli_env(database_url, settings.archive_url)
     code, out = await lf.run_cli(env, "retention", "run", "--tenant", str(uuid.uuid4()), "--dry-run")
     assert code == 2 and "no tenant" in out
+
+
+async def test_the_leader_runs_the_job_on_its_interval(settings: Settings, database_url: str) -> None:
+    quick = dataclasses.replace(settings, retention_interval_seconds=0.5, retention_pause_ratio=0)
+    started = await server_mod.start(App.build(quick), quick.listen)
+    try:
+        with lf.admin(database_url) as conn:
+            tenant = lf.insert_tenant(conn, closed_retention_days=30)
+            lf.seed_closed(conn, tenant, 30, closed_days_ago=60, tag="old")
+        for _ in range(100):
+            with lf.admin(database_url) as conn:
+                if not lf.live_ids(conn, tenant, "old"):
+                    break
+            await asyncio.sleep(0.1)
+        with lf.admin(database_url) as conn:
+            assert lf.live_ids(conn, tenant, "old") == set()
+            assert lf.count_rows(conn, "archived_conversations", tenant) == 30
+    finally:
+        await started.stop(grace=0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -147,3 +148,37 @@ async def test_dry_run_counts_and_changes_nothing(archive_settings: Settings, db
     with lf.admin(archive_settings.database_url) as conn:
         assert len(lf.live_ids(conn, tenant, OLD)) == 40
     assert await ArchiveStore.from_settings(archive_settings).keys() == []
+
+
+async def test_archives_past_archive_retention_are_deleted(archive_settings: Settings, db: Database) -> None:
+    with lf.admin(archive_settings.database_url) as conn:
+        tenant = lf.insert_tenant(conn, closed_retention_days=30, archive_days=10)
+        lf.seed_closed(conn, tenant, 20, closed_days_ago=60, tag=OLD)
+    assert (await run(archive_settings, db)).ok
+    archive = ArchiveStore.from_settings(archive_settings)
+    assert len(await archive.keys()) == len(TABLES)
+    with lf.admin(archive_settings.database_url) as conn:
+        conn.execute(
+            "UPDATE archive_batches SET archived_at = now() - interval '11 days' WHERE tenant_id = %s", (tenant,)
+        )
+    summary = await run(archive_settings, db)
+    assert summary.ok and summary.tenants[0].expired == 1
+    assert await archive.keys() == []
+    with lf.admin(archive_settings.database_url) as conn:
+        assert conn.execute("SELECT state FROM archive_batches WHERE tenant_id = %s", (tenant,)).fetchall() == [
+            ("expired",)
+        ]
+        assert lf.count_rows(conn, "archive_objects", tenant) == 0
+        assert lf.count_rows(conn, "archived_conversations", tenant) == 0
+
+
+async def test_one_run_at_a_time(archive_settings: Settings, db: Database) -> None:
+    with lf.admin(archive_settings.database_url) as conn:
+        tenant = lf.insert_tenant(conn, closed_retention_days=30)
+        lf.seed_closed(conn, tenant, 600, closed_days_ago=60, tag=OLD)
+    settings = dataclasses.replace(archive_settings, retention_batch_size=50)
+    first, second = RetentionJob(settings, db), RetentionJob(settings, db)
+    async with first.started(), second.started():
+        results = await asyncio.gather(first.run_once(tenant), second.run_once(tenant))
+    assert sorted(r.skipped for r in results) == [False, True]
+    assert sum(t.conversations for r in results for t in r.tenants) == 600
