@@ -12,6 +12,8 @@ import dataclasses
 import uuid
 from typing import Any
 
+import psycopg
+
 from statemgr.cache import Cache, keys
 from statemgr.domain.errors import FailedPrecondition, NotFound
 from statemgr.jobs import parquet
@@ -46,7 +48,12 @@ async def restore_conversation(
             if obj is None:
                 continue
             selected = rows.of(table, parquet.read(await _verified(archive, obj)))
-            await store.insert_rows(conn, table, selected)
+            try:
+                await store.insert_rows(conn, table, selected)
+            except psycopg.errors.UniqueViolation as exc:  # e.g. a provider message id recorded again since
+                raise FailedPrecondition(
+                    "RESTORE_CONFLICT", f"a live {table} row has the same key ({exc.diag.constraint_name})"
+                ) from exc
             counts[table] = len(selected)
         await store.mark_restored(conn, tenant_id, batch_id, conversation_id)
     await cache.invalidate(tenant_id, keys.conversation_keys(tenant_id, conversation_id))
