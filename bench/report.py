@@ -51,6 +51,7 @@ CPU_HEADERS = (
     "pg cpu",
     "pg ms/call",
     "rest cpu",
+    "ceiling/s",
 )
 MEMORY_HEADERS = ("process", "pid", "RSS MB", "target", "met?")
 
@@ -176,9 +177,19 @@ def _cpu_rows(run: Run) -> list[tuple[str, ...]]:
             _share(r.pg_cpu_s, r),
             _per_call(r.pg_cpu_s, r),
             _share(r.rest_cpu_s, r),
+            _ceiling(r),
         )
         for r in ordered(run)
     ]
+
+
+def _ceiling(r: Result) -> str:
+    """The calls per second this machine's cores could carry if the generator, the server (background included)
+    and PostgreSQL had them to themselves, at this case's CPU per call: what more workers could reach at most."""
+    if r.server_cpu_s is None or r.pg_cpu_s is None or not r.ok:
+        return ""
+    own = r.client_cpu_s + r.server_cpu_s + (r.background_cpu_s or 0.0) + r.pg_cpu_s
+    return f"{(os.cpu_count() or 1) * r.ok / own:,.0f}" if own > 0 else ""
 
 
 def _memory_rows(run: Run) -> list[tuple[str, ...]]:
@@ -335,6 +346,8 @@ def markdown(run: Run) -> str:
         "srv+bg ms/call = the server's whole CPU per call; pg = the PostgreSQL backends of the case's database;",
         "rest = the rest of the machine meanwhile (other processes such as other test runs, PostgreSQL's WAL",
         f"writer, Redis, the kernel). 100% is one core (of {os.cpu_count()}); ms/call divides by the successful calls.",
+        "ceiling/s = the cores divided by gen + srv + bg + pg CPU per call: the most calls per second this machine",
+        "could carry with nothing else running, however many workers (two workers beat one by at most that much).",
         "",
     ]
     if run.memory:

@@ -95,8 +95,14 @@ class Server:
 
     def workers(self) -> list[int]:
         """The pids of the processes that answer calls: the children of `statemgr serve` (the parent is the
-        background process, which answers none)."""
+        background process, which answers none), or with ``--workers 0`` the one process that does everything."""
+        if self.config.workers == 0:
+            return [self.process.pid]
         return procfs.children(self.process.pid)
+
+    def background(self) -> int | None:
+        """The pid of the background process; None with ``--workers 0`` (the duties run among the calls)."""
+        return self.process.pid if self.config.workers else None
 
     def probe(self, admin: psycopg.AsyncConnection[tuple[object, ...]], db: Database) -> Probe:
         """CPU time of the serving processes, of the database's backends (the server's pools) and of the
@@ -105,8 +111,9 @@ class Server:
         async def probe() -> Usage:
             backends = await procfs.backend_pids(admin, db.name)
             events = await asyncio.to_thread(self.published) if self.config.broker and self.metrics_port else None
-            server, background = procfs.cpu_seconds(self.workers()), procfs.cpu_seconds([self.process.pid])
-            return Usage(server, procfs.cpu_seconds(backends), background, events)
+            background = self.background()
+            server, pg = procfs.cpu_seconds(self.workers()), procfs.cpu_seconds(backends)
+            return Usage(server, pg, None if background is None else procfs.cpu_seconds([background]), events)
 
         return probe
 
