@@ -27,7 +27,7 @@ from statemgr.cache.keys import Key
 from statemgr.cache.local import MISS, LocalTier
 from statemgr.cache.options import CacheOptions
 from statemgr.cache.pending import PendingInvalidations
-from statemgr.cache.reads import ReadBatcher
+from statemgr.cache.reads import Fetched, ReadBatcher
 from statemgr.cache.redis_tier import RedisTier
 from statemgr.cache.singleflight import Flight, SingleFlight
 from statemgr.cache.stats import CacheStats
@@ -68,7 +68,8 @@ class Cache:
             settle_seconds=_SETTLE_SECONDS,
         )
         self._reads = ReadBatcher(self.redis)
-        self._forgets = 0  # bumped by every local forget: a Redis answer read across one is not kept locally
+        self._watching: dict[str, int] = {}  # keys being read from Redis (in-process tier on), and by how many
+        self._spoiled: set[str] = set()  # of those, the ones invalidated meanwhile: their answers are not kept
         self._replay_soon = asyncio.Event()
         self._local = LocalTier(options.local_max_entries, options.local_ttl)
         self._local_negative_ttl = min(options.local_ttl, options.negative_ttl)
@@ -124,17 +125,13 @@ class Cache:
                 stats.local_hits += 1
                 return value  # type: ignore[return-value]  # MISS excluded just above
             stats.local_misses += 1
-        forgets = self._forgets
-        fetched = await self._reads.fetch(key.text) if self._redis_readable() else None
+        fetched = await self._fetch(key.text) if self._redis_readable() else None
         generation: bytes | None = None
         if fetched is None:
             stats.redis_skipped += 1
         elif fetched[0] is not None:
             stats.redis_hits += 1
-            value = None if fetched[0] == NEGATIVE else fetched[0]
-            if forgets == self._forgets:  # nothing was invalidated here while Redis answered
-                self._keep_locally(key.text, value)
-            return value
+            return None if fetched[0] == NEGATIVE else fetched[0]
         else:
             stats.redis_misses += 1
             generation = fetched[1]
@@ -144,6 +141,27 @@ class Cache:
                 key.text, generation, lambda flight: self._fill(flight, key, loader, ttl, generation)
             )
         return await asyncio.shield(task)
+
+    async def _fetch(self, text: str) -> Fetched | None:
+        """Redis's answer for `text`; with the in-process tier on, kept there unless `text` was invalidated here
+        (locally or over pub/sub) while Redis answered."""
+        if not self._local_live:
+            return await self._reads.fetch(text)
+        watching = self._watching
+        watching[text] = watching.get(text, 0) + 1
+        try:
+            fetched = await self._reads.fetch(text)
+        finally:
+            left = watching.pop(text) - 1
+            if left:
+                watching[text] = left
+                spoiled = text in self._spoiled
+            else:
+                spoiled = text in self._spoiled
+                self._spoiled.discard(text)
+        if fetched is not None and fetched[0] is not None and not spoiled:
+            self._keep_locally(text, None if fetched[0] == NEGATIVE else fetched[0])
+        return fetched
 
     def _redis_readable(self) -> bool:
         """Whether to read Redis now: not when it is off or recovering from a failure (`RedisTier.readable`), nor
@@ -236,8 +254,9 @@ class Cache:
 
     def _forget(self, texts: list[str]) -> None:
         """Drops `texts` from the local tier and detaches their loads in progress (called for others' messages too)."""
-        self._forgets += 1
         self._local.delete(texts)
+        if self._watching:
+            self._spoiled.update(text for text in texts if text in self._watching)
         self._flights.forget(texts)
 
     def _defer(self, prefix: str, texts: list[str]) -> None:
@@ -276,7 +295,7 @@ class Cache:
 
     def _on_pubsub_live(self, live: bool) -> None:
         # Both edges flush: going down, nothing would tell us about writes; coming back, we may have missed some.
-        self._forgets += 1
+        self._spoiled.update(self._watching)
         self._local_live = live
         self._local.flush()
         self._flights.forget_all()
