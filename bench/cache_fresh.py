@@ -12,9 +12,9 @@ server configurations, each on a `statemgr serve` of its own (bench.statemgr_ser
 - **no guarantee**: `STATEMGR_CACHE_LOCAL_MAX_ENTRIES=10000` (the previous default: an in-process LRU of 3 s that
   other processes' writes reach only over pub/sub, so it may answer a state older than a write that returned).
 
-Each at 1 and 2 workers, open loop (latency at a steady rate) and closed loop (the most calls per second), with
-server CPU per call read from /proc (bench.procfs). Prints a table and writes bench/CACHE_FRESH.md with the
-machine's load. Not a test: it never passes or fails.
+Closed loops: one call at a time (latency) and 32 in flight (the most calls per second), at 1 worker; 32 in
+flight at 2 workers; with server CPU per call read from /proc (bench.procfs). Prints a table and writes
+bench/CACHE_FRESH.md with the machine's load. Not a test: it never passes or fails.
 """
 
 from __future__ import annotations
@@ -105,24 +105,19 @@ async def lookups(ctx: Context, conversations: int) -> Lookups:
     return Lookups(metadata, requests)
 
 
-async def measure(variant: Variant, plan: Plan, conversations: int, rate: float) -> list[Result]:
+async def measure(variant: Variant, plans: Sequence[Plan], conversations: int) -> list[Result]:
+    """Each plan's closed loop on one server of this variant (the concurrency is the plan's)."""
     async with (
         statemgr_server.database() as db,
         await psycopg.AsyncConnection.connect(db.admin_url, autocommit=True) as admin,
+        statemgr_server.running(db, variant.config) as server,
+        statemgr_server.channels(server, CHANNELS_PER_WORKER) as channels,
     ):
-        async with statemgr_server.running(db, variant.config) as server:
-            async with statemgr_server.channels(server, CHANNELS_PER_WORKER) as channels:
-                call = (await lookups(Context(channels, server.admin_key, 0), conversations)).through(*channels)
-                case = Case(
-                    variant.name,
-                    None,
-                    "cached LookupConversation",
-                    call,
-                    rate=rate,
-                    modes=("open", "closed") if variant.config.workers == 1 else ("closed",),
-                    probe=server.probe(admin, db),
-                )
-                return await loadgen.measure(case, plan)
+        call = (await lookups(Context(channels, server.admin_key, 0), conversations)).through(*channels)
+        case = Case(
+            variant.name, None, "cached LookupConversation", call, modes=("closed",), probe=server.probe(admin, db)
+        )
+        return [result for plan in plans for result in await loadgen.measure(case, plan)]
 
 
 def _ms(value: float | None) -> str:
@@ -131,11 +126,11 @@ def _ms(value: float | None) -> str:
 
 def table(results: Sequence[Result]) -> list[str]:
     rows = [
-        "| configuration | loop | p50 ms | p95 ms | p99 ms | calls/s | errors | server CPU ms/call | rest of machine |",
+        "| configuration | in flight | p50 ms | p95 ms | p99 ms | calls/s | errors | server CPU ms/call | rest |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        loop = f"open {r.target_rate:.0f}/s" if r.mode == "open" else f"closed c={r.concurrency}"
+        loop = f"c={r.concurrency}"
         per_call = None if r.server_cpu_s is None or not r.ok else r.server_cpu_s * 1000 / r.ok
         rest = None if r.rest_cpu_s is None else r.rest_cpu_s / r.elapsed_s
         rows.append(
@@ -153,17 +148,17 @@ def _commit() -> str:
 async def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cache_fresh", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 s points, 0.3 s warm-up")
-    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop calls per second")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--conversations", type=int, default=CONVERSATIONS)
     args = parser.parse_args(argv)
     duration, warmup = (2.0, 0.3) if args.quick else (5.0, 0.5)
-    plan = Plan(duration, warmup, None, args.concurrency, 1000)
+    latency, throughput = (Plan(duration, warmup, None, c, 1000) for c in (1, args.concurrency))
     load_before = report.load_average()
     results: list[Result] = []
     for variant in VARIANTS:
         print(f"{variant.name} ...", file=sys.stderr)
-        results.extend(await measure(variant, plan, args.conversations, args.rate))
+        plans = (latency, throughput) if variant.config.workers == 1 else (throughput,)
+        results.extend(await measure(variant, plans, args.conversations))
     lines = [
         "# Cached lookups with and without the read-after-write guarantee",
         "",

@@ -27,11 +27,12 @@ _IN_FLIGHT = 2
 
 
 class ReadBatcher:
-    __slots__ = ("_batch", "_redis", "_sending")
+    __slots__ = ("_batch", "_batch_sender", "_redis", "_sending")
 
     def __init__(self, redis: RedisTier) -> None:
         self._redis = redis
         self._batch: list[_Waiter] | None = None  # the next batch, not sent yet
+        self._batch_sender = False  # a task is about to send it
         self._sending: set[asyncio.Task[None]] = set()
 
     def fetch(self, text: str) -> asyncio.Future[Fetched | None]:
@@ -39,12 +40,15 @@ class ReadBatcher:
         future: asyncio.Future[Fetched | None] = asyncio.get_running_loop().create_future()
         if self._batch is None:
             self._batch = []
-            if len(self._sending) < _IN_FLIGHT:
-                self._launch()
         self._batch.append((text, future))
+        self._launch()
         return future
 
     def _launch(self) -> None:
+        """Starts a task to send the next batch, unless one is about to or enough are out already."""
+        if self._batch_sender or self._batch is None or len(self._sending) >= _IN_FLIGHT:
+            return
+        self._batch_sender = True
         # The task's first step runs after the reads already scheduled in this loop turn: they join the batch.
         task = asyncio.create_task(self._send())
         self._sending.add(task)
@@ -52,8 +56,8 @@ class ReadBatcher:
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
-        if self._batch is not None and len(self._sending) < _IN_FLIGHT and not task.cancelled():
-            self._launch()
+        if not task.cancelled():
+            self._launch()  # the reads that came while enough batches were out
 
     async def close(self) -> None:
         await tasks.cancel_and_wait_all(list(self._sending))
@@ -61,7 +65,9 @@ class ReadBatcher:
         _answer(batch, None)  # never sent: its readers go to their loaders
 
     async def _send(self) -> None:
-        batch, self._batch = self._batch or [], None
+        batch, self._batch, self._batch_sender = self._batch or [], None, False
+        if not batch:
+            return
         names: list[str] = []
         for text, _ in batch:
             names.append(text)

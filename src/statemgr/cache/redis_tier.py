@@ -148,6 +148,7 @@ class RedisTier:
         error or cancellation mid-command, and the next command opens it again."""
         if self._client is None:
             return None
+        self._stats.read_batches += 1
         held = self._held.pop() if self._held else self._client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         try:
             return await self._call(_mget_on, held, names)
