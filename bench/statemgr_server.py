@@ -75,6 +75,7 @@ class Config:
     log_level: str = "warning"
     broker: Broker | None = None
     metrics: bool = True
+    env: tuple[tuple[str, str], ...] = ()  # more STATEMGR_* settings, e.g. a diagnostic switch
 
 
 @dataclasses.dataclass
@@ -183,7 +184,7 @@ async def running(db: Database, config: Config) -> AsyncIterator[Server]:
     with tempfile.NamedTemporaryFile("w+b", prefix="statemgr-bench-", suffix=".log") as log:
         process = await asyncio.create_subprocess_exec(
             *command,
-            env=_environment(db, port, admin_key, config, metrics_port),
+            env={**_environment(db, port, admin_key, config, metrics_port), **dict(config.env)},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,

@@ -45,12 +45,13 @@ class Settings:
     # Cache (docs/caching.md). Redis is an accelerator: each call waits at most redis_timeout_ms for it.
     redis_timeout_ms: int = 50
     redis_max_connections: int = 64
+    cache_invalidate_timeout_ms: int = 250
     cache_conversation_ttl_seconds: int = 24 * 3600
     cache_mapping_ttl_seconds: int = 24 * 3600
     cache_customer_ttl_seconds: int = 3600
     cache_negative_ttl_seconds: float = 5.0
     cache_ttl_jitter: float = 0.1
-    cache_local_max_entries: int = 10_000
+    cache_local_max_entries: int = 0  # >0 trades read-after-write across processes for speed (docs/caching.md)
     cache_local_ttl_seconds: float = 3.0
     cache_breaker_failures: int = 5
     cache_breaker_open_seconds: float = 2.0
