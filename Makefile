@@ -9,21 +9,22 @@ export STATEMGR_ADMIN_KEY ?= dev-admin-key
 
 setup: $(STAMP)  ## the virtualenv with the package and its dev tools, and buf from npm
 
-$(STAMP): pyproject.toml package.json
+$(STAMP): pyproject.toml package.json clients/typescript/package.json
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	npm install --no-audit --no-fund --silent
 	touch $(STAMP)
 
-gen: $(STAMP)  ## regenerate the Python stubs from proto/
+gen: $(STAMP)  ## regenerate the Python stubs and the TypeScript client from proto/
 	rm -rf src/statemgr/v1
 	$(PY) -m grpc_tools.protoc -I proto --python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
 	touch src/statemgr/v1/__init__.py
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BUF) generate --template clients/typescript/buf.gen.yaml
 
-check-gen: gen  ## fail when the committed stubs differ from what proto/ generates
-	git diff --exit-code -- src/statemgr/v1
-	test -z "$$(git status --porcelain -- src/statemgr/v1)"
+check-gen: gen  ## fail when the committed stubs (Python or TypeScript) differ from what proto/ generates
+	git diff --exit-code -- src/statemgr/v1 clients/typescript/src/gen
+	test -z "$$(git status --porcelain -- src/statemgr/v1 clients/typescript/src/gen)"
 
 buf-lint: $(STAMP)
 	$(BUF) lint
@@ -37,7 +38,8 @@ lint-py: $(STAMP)
 
 lint: buf-lint lint-py
 
-test: $(STAMP)  ## every test, unit and integration (real PostgreSQL, Redis and RabbitMQ)
+test: $(STAMP)  ## every test, unit and integration (real PostgreSQL, Redis and RabbitMQ), and the TypeScript examples
+	npm run --silent --workspace clients/typescript typecheck
 	$(PY) -m pytest
 
 unit: $(STAMP)
