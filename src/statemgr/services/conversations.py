@@ -113,9 +113,16 @@ class ConversationService:
         reason: str,
         etag: int | None = None,
     ) -> domain.Conversation:
-        """Moves the conversation along the state machine; a closure is reported as conversation.closed."""
+        """Moves the conversation along the state machine; a closure is reported as conversation.closed.
+
+        A move to the state the conversation is in already (a transformer resending "agent joined", a retry whose
+        first answer was lost) answers the conversation as it is: no write, no event, no history entry, whatever
+        the reason or etag, since what the caller asked for holds.
+        """
         async with self._db.tenant(tenant_id) as conn:
             current = await _locked(conn, tenant_id, conversation_id)
+            if domain.already_in(current, target):
+                return current
             domain.check_etag(current, etag)
             domain.check_move(current.state, target)
             moved = await store.set_state(conn, tenant_id, current, target, reason)
