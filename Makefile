@@ -5,7 +5,7 @@ PROTOS := $(sort $(shell find proto -name "*.proto"))
 STAMP := .venv/.installed
 export STATEMGR_ADMIN_KEY ?= dev-admin-key
 
-.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench
+.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench check-deploy
 
 setup: $(STAMP)  ## the virtualenv with the package and its dev tools, and buf from npm
 
@@ -37,6 +37,22 @@ lint-py: $(STAMP)
 	$(PY) -m mypy
 
 lint: buf-lint lint-py
+
+# The deploy files, checked offline (override a path to check another file, as tests/integration/test_deploy_files.py
+# does with broken copies). promtool comes from Debian's prometheus package (.ci/run installs it).
+DOCKERFILE ?= deploy/Dockerfile
+K8S ?= $(wildcard deploy/k8s/*.yaml)
+COMPOSE ?= deploy/compose.yaml
+RULES ?= deploy/monitoring/alerts.yaml
+RULE_TESTS ?= deploy/monitoring/alerts.test.yaml
+DASHBOARD ?= deploy/monitoring/grafana-dashboard.json
+check-deploy: $(STAMP)  ## hadolint, Kubernetes and compose schemas, promtool on the alert rules, the dashboard's JSON
+	.venv/bin/hadolint $(DOCKERFILE)
+	.venv/bin/kubernetes-validate --strict --quiet $(K8S)
+	.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec $(COMPOSE)
+	promtool check rules $(RULES)
+	cd $(dir $(RULE_TESTS)) && promtool test rules $(notdir $(RULE_TESTS))
+	$(PY) -m json.tool $(DASHBOARD) >/dev/null
 
 test: $(STAMP)  ## every test, unit and integration (real PostgreSQL, Redis and RabbitMQ), and the TypeScript examples
 	npm run --silent --workspace clients/typescript typecheck
