@@ -3,20 +3,25 @@ PY := .venv/bin/python
 BUF := node_modules/.bin/buf
 PROTOS := $(sort $(shell find proto -name "*.proto"))
 STAMP := .venv/.installed
+NODE_STAMP := node_modules/.installed
 export STATEMGR_ADMIN_KEY ?= dev-admin-key
 
 .PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench check-deploy
 
-setup: $(STAMP)  ## the virtualenv with the package and its dev tools, and buf from npm
+setup: $(STAMP) $(NODE_STAMP)  ## the virtualenv with the package and its dev tools; buf and the TypeScript client from npm
 
-$(STAMP): pyproject.toml package.json clients/typescript/package.json
+# Python only: `make serve` needs nothing else (no npm, and no PostgreSQL: see store/embedded.py).
+$(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	npm install --no-audit --no-fund --silent
 	touch $(STAMP)
 
-gen: $(STAMP)  ## regenerate the Python stubs and the TypeScript client from proto/
+$(NODE_STAMP): package.json package-lock.json clients/typescript/package.json
+	npm install --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
+gen: $(STAMP) $(NODE_STAMP)  ## regenerate the Python stubs and the TypeScript client from proto/
 	rm -rf src/statemgr/v1
 	$(PY) -m grpc_tools.protoc -I proto --python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
 	touch src/statemgr/v1/__init__.py
@@ -26,7 +31,7 @@ check-gen: gen  ## fail when the committed stubs (Python or TypeScript) differ f
 	git diff --exit-code -- src/statemgr/v1 clients/typescript/src/gen
 	test -z "$$(git status --porcelain -- src/statemgr/v1 clients/typescript/src/gen)"
 
-buf-lint: $(STAMP)
+buf-lint: $(NODE_STAMP)
 	$(BUF) lint
 	@if git rev-parse --verify -q main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
 		$(BUF) breaking --against '.git#branch=main'; fi
@@ -54,7 +59,7 @@ check-deploy: $(STAMP)  ## hadolint, Kubernetes and compose schemas, promtool on
 	cd $(dir $(RULE_TESTS)) && promtool test rules $(notdir $(RULE_TESTS))
 	$(PY) -m json.tool $(DASHBOARD) >/dev/null
 
-test: $(STAMP)  ## every test, unit and integration (real PostgreSQL, Redis and RabbitMQ), and the TypeScript examples
+test: $(STAMP) $(NODE_STAMP)  ## every test, unit and integration (real PostgreSQL, Redis and RabbitMQ), and the TypeScript examples
 	npm run --silent --workspace clients/typescript typecheck
 	$(PY) -m pytest
 
