@@ -109,6 +109,27 @@ test("a portal follows a conversation, is disconnected, and resumes from its cur
   }
 });
 
+test("resending a transition the conversation has made already answers OK and announces nothing", async () => {
+  const statemgr = await newTenant();
+  const conversation = await openConversation(statemgr);
+  const first = new AbortController();
+  try {
+    const stream = subscribe(statemgr, conversation.id, {}, first.signal);
+    await live(stream);
+    const joined = { conversationId: conversation.id, state: ConversationState.WAITING, reason: "agent joined" };
+    const moved = await statemgr.conversations.transitionConversation(joined);
+    const resent = await statemgr.conversations.transitionConversation(joined); // the transformer's retry
+    assert.equal(resent.conversation?.etag, moved.conversation?.etag, "unchanged: same etag");
+    await statemgr.conversations.closeConversation({ conversationId: conversation.id, reason: "done" });
+
+    // The stream shows one state change, then the closure: the resend made no event.
+    assert.equal((await nextEvent(stream)).conversationState, ConversationState.WAITING);
+    assert.equal((await nextEvent(stream)).conversationState, ConversationState.CLOSED);
+  } finally {
+    first.abort();
+  }
+});
+
 test("errors carry what a client acts on: the existing id of ALREADY_EXISTS, the field of INVALID_ARGUMENT", async () => {
   const statemgr = await newTenant();
   const conversation = await openConversation(statemgr);
