@@ -117,13 +117,14 @@ class ConversationService:
 
         A move to the state the conversation is in already (a transformer resending "agent joined", a retry whose
         first answer was lost) answers the conversation as it is: no write, no event, no history entry, whatever
-        the reason or etag, since what the caller asked for holds.
+        the reason, since what the caller asked for holds. An etag, when sent, is checked first all the same: it
+        says "only if nothing changed since I read", and something did.
         """
         async with self._db.tenant(tenant_id) as conn:
             current = await _locked(conn, tenant_id, conversation_id)
+            domain.check_etag(current, etag)
             if domain.already_in(current, target):
                 return current
-            domain.check_etag(current, etag)
             domain.check_move(current.state, target)
             moved = await store.set_state(conn, tenant_id, current, target, reason)
             await outbox.append(conn, tenant_id, _event(_state_event_type(target), moved))

@@ -729,12 +729,13 @@ export const ConversationService: GenService<{
   /**
    * Moves a conversation to another state (active <-> waiting; active|waiting -> error; error -> active;
    * active|waiting|error -> closed). A move to the state it is in already answers OK with the conversation
-   * unchanged: no event, no history entry, etag unchanged, whatever the reason or etag sent (what the caller asked
-   * for holds).
+   * unchanged: no event, no history entry, etag unchanged, whatever the reason (what the caller asked for holds);
+   * an etag sent is still checked first.
    * Errors: INVALID_ARGUMENT (BadRequest: conversation_id, state (UNSPECIFIED), reason, etag); NOT_FOUND (resource
    * "conversation"); FAILED_PRECONDITION (ErrorInfo reason ILLEGAL_STATE_TRANSITION, or CONVERSATION_CLOSED: closed
    * is final); ABORTED (etag no longer matches: read again, then decide).
-   * Retry: safe; a repeat of a move that happened answers OK without a second event.
+   * Retry: safe without an etag: a repeat of a move that happened answers OK without a second event; with one, a
+   * retry after a lost answer gets ABORTED (the first attempt changed the etag): read the conversation and check.
    *
    * @generated from rpc statemgr.v1.ConversationService.TransitionConversation
    */
