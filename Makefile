@@ -6,7 +6,7 @@ STAMP := .venv/.installed
 NODE_STAMP := node_modules/.installed
 export STATEMGR_ADMIN_KEY ?= dev-admin-key
 
-.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench check-deploy
+.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench bench-cache-fresh check-deploy
 
 setup: $(STAMP) $(NODE_STAMP)  ## the virtualenv with the package and its dev tools; buf and the TypeScript client from npm
 
@@ -74,3 +74,6 @@ serve: migrate  ## migrate the database (created if missing), then serve on STAT
 
 bench: $(STAMP)  ## statemgr (servers it starts itself) vs its targets and the floor of this machine; writes bench/RESULTS.md
 	$(PY) -m bench
+
+bench-cache-fresh: $(STAMP)  ## cached lookups with and without read-after-write across processes; writes bench/CACHE_FRESH.md
+	$(PY) -m bench.cache_fresh
