@@ -6,7 +6,7 @@ STAMP := .venv/.installed
 NODE_STAMP := node_modules/.installed
 export STATEMGR_ADMIN_KEY ?= dev-admin-key
 
-.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench bench-cache-fresh check-deploy
+.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench bench-cache-fresh bench-archive check-deploy
 
 setup: $(STAMP) $(NODE_STAMP)  ## the virtualenv with the package and its dev tools; buf and the TypeScript client from npm
 
@@ -77,3 +77,6 @@ bench: $(STAMP)  ## statemgr (servers it starts itself) vs its targets and the f
 
 bench-cache-fresh: $(STAMP)  ## cached lookups with and without read-after-write across processes; writes bench/CACHE_FRESH.md
 	$(PY) -m bench.cache_fresh
+
+bench-archive: $(STAMP)  ## the retention job's archive throughput and the hot path's p95 while it runs (docs/retention.md)
+	$(PY) -m bench.archive
