@@ -564,8 +564,10 @@ export const CustomerService: GenService<{
     output: typeof GetCustomerHistoryResponseSchema;
   },
   /**
-   * Removes the customer's personal data everywhere; idempotent; leaves an audit row without personal data.
-   * Errors: INVALID_ARGUMENT, NOT_FOUND.
+   * Removes the customer's personal data everywhere (live tables, event log, caches, archives); idempotent: a repeat
+   * answers the first call's audit id. Leaves an audit row without personal data and publishes customer.erased.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (a concurrent change; retry), UNAVAILABLE (the archive store is
+   * unreachable: the live data is erased, call again to finish the archives).
    *
    * @generated from rpc statemgr.v1.CustomerService.EraseCustomer
    */
