@@ -27,7 +27,8 @@ function subscribe(statemgr: StatemgrClient, conversationId: string, start: { af
     : { case: "fromNow" as const, value: true };
   const responses = statemgr.events.subscribe(
     { conversationIds: [conversationId], start: startAt },
-    { signal: AbortSignal.any([signal, AbortSignal.timeout(20_000)]) },
+    // A generous bound: a loaded machine is slow, and a stuck stream must still end.
+    { signal: AbortSignal.any([signal, AbortSignal.timeout(90_000)]) },
   );
   return responses[Symbol.asyncIterator]();
 }
