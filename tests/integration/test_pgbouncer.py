@@ -17,7 +17,6 @@ import dataclasses
 import urllib.parse
 import uuid
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -29,6 +28,7 @@ from statemgr.v1 import conversation_service_pb2 as cs
 from statemgr.v1 import message_service_pb2 as ms
 from tests.integration import pgbouncer as bouncer
 from tests.integration import (
+    reruns,
     test_conversations,
     test_events_stream,
     test_isolation,
@@ -46,15 +46,7 @@ CLIENT_CONNECTIONS = 8
 _NOT_HERE = {"test_a_pooled_connection_that_served_a_tenant_then_sees_nothing"}
 
 
-def _rerun(*modules: ModuleType) -> None:
-    """Collects every test of `modules` in this module too, where `settings` puts the server behind PgBouncer."""
-    for module in modules:
-        for name in dir(module):
-            if name.startswith("test_") and name not in _NOT_HERE and callable(getattr(module, name)):
-                globals()[f"test_pgbouncer_{name[len('test_') :]}"] = getattr(module, name)
-
-
-_rerun(test_isolation, test_isolation_customers_messages, test_messages)
+reruns.rerun(globals(), "pgbouncer", [test_isolation, test_isolation_customers_messages, test_messages], _NOT_HERE)
 test_pgbouncer_fifty_concurrent_creates_for_one_whatsapp_id_make_one_conversation = (
     test_conversations.test_fifty_concurrent_creates_for_one_whatsapp_id_make_one_conversation
 )
