@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,14 @@ def require() -> None:
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def running() -> Iterator[RedisCluster]:
+    """A started cluster, stopped at the end: a test module's fixture (`pytest.fixture(scope="module")(running)`)."""
+    require()
+    started = RedisCluster()
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()

@@ -49,15 +49,7 @@ async def caches(redis_url: str) -> AsyncIterator[Caches]:
     await opened.close()
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[rediscluster.RedisCluster]:
-    rediscluster.require()
-    started = rediscluster.RedisCluster()
-    try:
-        started.start()
-        yield started
-    finally:
-        started.stop()
+cluster = pytest.fixture(scope="module", name="cluster")(rediscluster.running)
 
 
 @pytest.fixture(scope="module")
