@@ -13,10 +13,10 @@ Three setups, each a `statemgr serve --workers 1` of its own (bench.statemgr_ser
   leader's lock direct (`STATEMGR_DATABASE_DIRECT_URL`).
 
 Workloads (bench.scenarios): LookupConversation by WhatsApp id over 100 conversations (the cached path), and
-UpdateMessageStatus (every report moves a message up). Each in an open loop at a moderate rate (500 and 100/s: latency, on a machine shared with other work) and a
-closed loop of 32 (the most calls per second). The engines are started with the test suite's helpers
-(tests/integration/rediscluster.py, pgbouncer.py). Prints a table and writes bench/SCALEOUT.md with the machine's
-load; not a test: it never passes or fails.
+UpdateMessageStatus (every report moves a message up). Each in an open loop at a moderate rate (500 and 100 calls/s,
+for latency on a machine shared with other work) and a closed loop of 32 (the most calls per second). The engines
+are started with the test suite's helpers (tests/integration/rediscluster.py, pgbouncer.py). Prints a table and
+writes bench/SCALEOUT.md with the machine's load; not a test: it never passes or fails.
 """
 
 from __future__ import annotations
