@@ -20,15 +20,15 @@ import pytest
 import redis
 
 from tests.conftest import REQUIRE_SERVICES
-from tests.integration.processes import free_port
+from tests.integration.processes import free_ports
 
 NODES = 3
 
 
 class Node:
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.bus_port = free_port()
+    def __init__(self, directory: Path, port: int, bus_port: int) -> None:
+        self.port = port
+        self.bus_port = bus_port
         self.dir = directory / str(self.port)
         self.dir.mkdir()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -43,7 +43,14 @@ class Node:
             "--logfile", str(self.dir / "redis.log"),
         ]  # fmt: skip
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: self.client().ping(), f"redis node {self.port} answers")
+        _wait(self._answers, f"redis node {self.port} answers")
+
+    def _answers(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            log = self.dir / "redis.log"
+            raise RuntimeError(f"redis-server exited: {log.read_text()[-2000:] if log.exists() else ''}")
+        with self.client() as c:
+            return bool(c.ping())
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -62,7 +69,8 @@ class Node:
 class RedisCluster:
     def __init__(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="statemgr-redis-cluster-"))
-        self.nodes = [Node(self._dir) for _ in range(NODES)]
+        ports = free_ports(2 * NODES)
+        self.nodes = [Node(self._dir, ports[2 * n], ports[2 * n + 1]) for n in range(NODES)]
 
     @property
     def url(self) -> str:
