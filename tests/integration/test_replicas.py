@@ -54,8 +54,7 @@ def settings(settings: Settings, cluster: rediscluster.RedisCluster) -> Iterator
         event_leader_poll_seconds=LEADER_POLL_SECONDS,
         event_poll_seconds=0.5,
         event_heartbeat_seconds=0.5,
-        db_pool_min=1,
-        db_pool_max=3,  # six processes on a PostgreSQL that other test runs share
+        db_pool_min=1,  # six processes on a PostgreSQL that other test runs share: no idle connections kept
         # The in-process tier hears other replicas' writes only over pub/sub, after they return; without it every
         # read asks Redis, which a write has invalidated before it returns (docs/caching.md).
         cache_local_max_entries=0,
