@@ -3,7 +3,7 @@
 The workers are plain `statemgr serve` subprocesses (same environment; worker i serves metrics on the metrics port
 plus i). The parent only supervises:
 
-- SIGTERM or SIGINT: forwarded to every worker as SIGTERM; the parent waits for them (the grace period plus a few
+- SIGTERM or SIGINT: forwarded to every worker as SIGTERM; the parent waits for them (the drain and grace periods plus a few
   seconds, then SIGKILL) and exits 0 if they all stopped cleanly.
 - A worker that exits on its own is a failure: the parent stops the others and exits 1. It does not restart it:
   a crash-looping worker would otherwise hide behind a healthy port, and whatever runs statemgr (Kubernetes,
@@ -50,7 +50,8 @@ async def _supervise(settings: Settings, count: int) -> int:
     if crashed:
         log.error("worker_exited", codes=[w.returncode for w in workers if w.returncode is not None])
     signalled.cancel()
-    await _stop_all(workers, settings.shutdown_grace_seconds + _KILL_AFTER_GRACE)
+    # A worker's stop takes the drain period, then at most the grace period, then a little to close its pools.
+    await _stop_all(workers, settings.shutdown_drain_seconds + settings.shutdown_grace_seconds + _KILL_AFTER_GRACE)
     codes = [w.returncode for w in workers]
     log.info("workers_stopped", codes=codes)
     return 1 if crashed or any(code != 0 for code in codes) else 0
