@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import signal
 import time
@@ -108,11 +109,17 @@ async def start(app: App, listen: str | None = None) -> Server:
     reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     port = server.add_insecure_port(listen or app.settings.listen)
     await server.start()
-    for name in ["", *service_names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await _set_health(health_servicer, service_names, True)
+    app.probe.add(functools.partial(_set_health, health_servicer, service_names))  # readiness follows PostgreSQL
     log.info("serving", port=port, services=service_names)
     app.warming = cache_warm.start(app)  # in the background, once calls are served: never delays readiness
     return Server(app, server, health_servicer, port, admission)
+
+
+async def _set_health(servicer: health.aio.HealthServicer, service_names: list[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ["", *service_names]:
+        await servicer.set(name, status)  # ignored once a graceful stop began: it stays NOT_SERVING
 
 
 async def serve(app: App) -> None:

@@ -3,8 +3,8 @@
 The workers are plain `statemgr serve` subprocesses (same environment; worker i serves metrics on the metrics port
 plus i). The parent only supervises:
 
-- SIGTERM or SIGINT: forwarded to every worker as SIGTERM; the parent waits for them (the drain and grace periods plus a few
-  seconds, then SIGKILL) and exits 0 if they all stopped cleanly.
+- SIGTERM or SIGINT: forwarded to every worker as SIGTERM; the parent waits for them (the drain and grace periods
+  plus a few seconds, then SIGKILL) and exits 0 if they all stopped cleanly.
 - A worker that exits on its own is a failure: the parent stops the others and exits 1. It does not restart it:
   a crash-looping worker would otherwise hide behind a healthy port, and whatever runs statemgr (Kubernetes,
   systemd, compose) already restarts, with backoff and a record, a process that exits non-zero.
