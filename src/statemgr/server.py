@@ -13,7 +13,6 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from statemgr.api import cache_warm
 from statemgr.api.admission import Admission
 from statemgr.api.auth import Authenticator
 from statemgr.api.conversations import ConversationServicer
@@ -112,7 +111,6 @@ async def start(app: App, listen: str | None = None) -> Server:
     await _set_health(health_servicer, service_names, True)
     app.probe.add(functools.partial(_set_health, health_servicer, service_names))  # readiness follows PostgreSQL
     log.info("serving", port=port, services=service_names)
-    app.warming = cache_warm.start(app)  # in the background, once calls are served: never delays readiness
     return Server(app, server, health_servicer, port, admission)
 
 
