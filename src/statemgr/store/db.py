@@ -25,6 +25,7 @@ Statement = tuple[LiteralString, Mapping[str, Any]]
 
 _BEGIN_FOR_TENANT = sql.SQL("BEGIN; SELECT set_config('app.tenant_id', {}, true)")
 _SET_TENANT: LiteralString = "SELECT set_config('app.tenant_id', %s, true)"
+_READY = 0.001  # psycopg_pool refuses a timeout of 0; this is "only a connection that is idle now"
 _ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
@@ -103,6 +104,23 @@ class Database:
         conn = await self._checkout()
         try:
             yield conn
+        finally:
+            await self.pool.putconn(conn)
+
+    async def ping(self) -> bool:
+        """`SELECT 1` on an idle pool connection; False, at once, when none is idle (the probe, store.probe)."""
+        if not self.pool.get_stats().get("pool_available"):
+            return False
+        try:
+            conn = await self.pool.getconn(_READY)
+        except psycopg_pool.PoolTimeout:
+            return False
+        try:
+            if not _alive(conn):
+                await conn.close()
+                return False
+            await conn.execute("SELECT 1")
+            return True
         finally:
             await self.pool.putconn(conn)
 

@@ -1,8 +1,10 @@
-"""Whether PostgreSQL answers: a `SELECT 1` every probe interval on a connection of the probe's own.
+"""Whether PostgreSQL answers: a `SELECT 1` every probe interval.
 
 Readiness follows it (gRPC health NOT_SERVING while PostgreSQL does not answer, SERVING again at the first answer),
-and PostgreSQL seen back makes the pool open connections at once for the calls waiting for one. Its own connection,
-not one from the pool: a pool busy with calls is not a database down, and the probe must not wait behind them.
+and PostgreSQL seen back makes the pool open connections at once for the calls waiting for one. The probe uses an
+idle pool connection when one is ready; when none is (every one busy, or none open because PostgreSQL is away) it
+asks on a connection of its own, kept only until the pool has an idle one again: a pool busy with calls is not a
+database down, the probe must not wait behind them, and a server should not hold a connection more for it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class DatabaseProbe:
     async def _answers(self) -> bool:
         try:
             async with asyncio.timeout(self._timeout):
+                if await self._db.ping():
+                    await self._disconnect()
+                    return True
                 if self._conn is None:
                     self._conn = await psycopg.AsyncConnection.connect(
                         self._url, autocommit=True, connect_timeout=self._connect_timeout
