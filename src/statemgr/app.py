@@ -43,9 +43,10 @@ class App:
             settings.db_role,
             settings.db_pool_min,
             settings.db_pool_max,
-            settings.db_acquire_timeout_seconds,
-            settings.db_connect_timeout_seconds,
-            settings.db_busy_timeout_seconds,
+            prepared_statements=settings.db_prepared_statements,
+            acquire_timeout=settings.db_acquire_timeout_seconds,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            busy_timeout=settings.db_busy_timeout_seconds,
         )
         probe = DatabaseProbe(
             settings.database_url,

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     if args.command in ("serve", "worker"):
         return _serve(settings, args)
-    return asyncio.run(_migrate(settings.database_url, args))
+    return asyncio.run(_migrate(settings.direct_database_url, args))
 
 
 def _serve(settings: config.Settings, args: argparse.Namespace) -> int:

@@ -23,8 +23,12 @@ Cursor = psycopg.AsyncCursor[dict[str, Any]]
 Row = dict[str, Any]
 Statement = tuple[LiteralString, Mapping[str, Any]]
 
-_BEGIN_FOR_TENANT = sql.SQL("BEGIN; SELECT set_config('app.tenant_id', {}, true)")
-_SET_TENANT: LiteralString = "SELECT set_config('app.tenant_id', %s, true)"
+# The role and the tenant are set per transaction (set_config(..., true) is SET LOCAL), never per session: so a
+# connection holds no state between transactions, which PgBouncer's transaction pooling needs (docs/scaling.md).
+# Role 'none' is the login role itself.
+_BEGIN_FOR_TENANT = sql.SQL("BEGIN; SELECT set_config('role', {}, true), set_config('app.tenant_id', {}, true)")
+_SET_SCOPE: LiteralString = "SELECT set_config('role', %s, true), set_config('app.tenant_id', %s, true)"
+_SET_ROLE: LiteralString = "SELECT set_config('role', %s, true)"
 _READY = 0.001  # psycopg_pool refuses a timeout of 0; this is "only a connection that is idle now"
 _ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
@@ -52,7 +56,7 @@ class UnsafeRoleError(RuntimeError):
 
 
 class Database:
-    """A pool of connections running as the service role; transactions are scoped to one tenant."""
+    """A pool of connections whose transactions run as the service role, each scoped to one tenant."""
 
     def __init__(
         self,
@@ -60,21 +64,23 @@ class Database:
         role: str,
         min_size: int = 2,
         max_size: int = 10,
+        prepared_statements: bool = True,
         acquire_timeout: float = 1.0,
         connect_timeout: int = 2,
         busy_timeout: float = 10.0,
     ) -> None:
-        self._role = role
+        self._role = role or "none"
         self._acquire_timeout = acquire_timeout
         self._busy_timeout = busy_timeout
         self.available = True  # whether PostgreSQL answers, kept by the probe (store.probe)
+        # psycopg prepares a statement on its fifth run by default; PgBouncer before 1.21 cannot route those.
+        prepare: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             open=False,
-            configure=self._configure,
-            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": connect_timeout},
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": connect_timeout, **prepare},
             name="statemgr",
             # A call waits this long for a connection, then answers UNAVAILABLE (psycopg_pool's default is 30 s).
             timeout=acquire_timeout,
@@ -87,10 +93,13 @@ class Database:
     async def open(self, wait_seconds: float = 10.0) -> None:
         """Opens the pool, failing fast if PostgreSQL is unreachable or the role bypasses RLS."""
         await self.pool.open(wait=True, timeout=wait_seconds)
-        async with self.connection() as conn:
+        async with self.untenanted() as conn:
             row = await (await conn.execute(_ROLE_CHECK)).fetchone()
         if row is None or row["rolsuper"] or row["rolbypassrls"]:
             raise UnsafeRoleError(f"role {self._role!r} bypasses row-level security; refusing to serve")
+
+    async def close(self) -> None:
+        await self.pool.close()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -141,9 +150,6 @@ class Database:
             await conn.close()
             await self.pool.putconn(conn)  # closed: the pool discards it and opens another
 
-    async def close(self) -> None:
-        await self.pool.close()
-
     @asynccontextmanager
     async def tenant(self, tenant_id: uuid.UUID) -> AsyncIterator[Connection]:
         """A transaction that sees only `tenant_id`'s rows; commits on success, rolls back on any exception.
@@ -151,7 +157,7 @@ class Database:
         BEGIN and the tenant setting travel in one round trip (a simple-query batch; the tenant is a UUID, quoted
         as a literal by psycopg). Nested `conn.transaction()` blocks inside become savepoints.
         """
-        begin = _BEGIN_FOR_TENANT.format(sql.Literal(str(tenant_id)))
+        begin = _BEGIN_FOR_TENANT.format(sql.Literal(self._role), sql.Literal(str(tenant_id)))
         async with self.connection() as conn:
             await conn.execute(begin)
             try:
@@ -195,7 +201,7 @@ class Database:
                 async with contextlib.AsyncExitStack() as pipeline:
                     await pipeline.enter_async_context(conn.pipeline())
                     await conn.execute("BEGIN")
-                    await conn.execute(_SET_TENANT, (str(tenant_id),))
+                    await conn.execute(_SET_SCOPE, (self._role, str(tenant_id)))
                     transaction = Pipelined(conn, pipeline)
                     yield transaction
                     if not transaction.committed:
@@ -209,12 +215,8 @@ class Database:
         """A transaction with no tenant set: row-level security shows it no tenant's rows. It exists for the one
         cross-tenant read, sql/0009's SECURITY DEFINER function (the cache warm-up); everything else uses `tenant`."""
         async with self.connection() as conn, conn.transaction():
+            await conn.execute(_SET_ROLE, (self._role,))
             yield conn
-
-    async def _configure(self, conn: Connection) -> None:
-        # The URL may log in as an owner or superuser on a developer machine; the queries must not run as one.
-        if self._role:
-            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._role)))
 
 
 def _alive(conn: Connection) -> bool:
