@@ -11,7 +11,7 @@ import inspect
 import time
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -38,6 +38,17 @@ def proxied(url: str, proxy: TcpProxy) -> str:
 def host_port(url: str, default_port: int) -> tuple[str, int]:
     parts = urllib.parse.urlparse(url)
     return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+@contextlib.asynccontextmanager
+async def proxy_to(url: str, default_port: int) -> AsyncIterator[TcpProxy]:
+    """A started TcpProxy in front of the service at `url`; `proxied(url, proxy)` is the URL through it."""
+    proxy = TcpProxy(*host_port(url, default_port))
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
 
 
 def outcome_of(exc: grpc.aio.AioRpcError) -> str:

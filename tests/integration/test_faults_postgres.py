@@ -31,10 +31,8 @@ RECOVERY_BOUND = 2.0  # the first OK write after PostgreSQL is back: about a sec
 
 @pytest.fixture
 async def pg_proxy(database_url: str) -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy(*faults.host_port(database_url, 5432))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    async with faults.proxy_to(database_url, 5432) as proxy:
+        yield proxy
 
 
 @pytest.fixture

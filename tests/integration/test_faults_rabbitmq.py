@@ -27,11 +27,8 @@ DRAIN_BOUND = 15.0  # the relay retries every 2 s at most, then publishes the ba
 
 @pytest.fixture
 async def rabbit_proxy() -> AsyncIterator[TcpProxy]:
-    url = services.require(services.AMQP_URL, 5672, "RabbitMQ")
-    proxy = TcpProxy(*faults.host_port(url, 5672))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    async with faults.proxy_to(services.require(services.AMQP_URL, 5672, "RabbitMQ"), 5672) as proxy:
+        yield proxy
 
 
 @pytest.fixture

@@ -30,11 +30,8 @@ PHASE_SECONDS = 1.2
 
 @pytest.fixture
 async def redis_proxy() -> AsyncIterator[TcpProxy]:
-    url = services.require(services.REDIS_URL, 6379, "Redis")
-    proxy = TcpProxy(*faults.host_port(url, 6379))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    async with faults.proxy_to(services.require(services.REDIS_URL, 6379, "Redis"), 6379) as proxy:
+        yield proxy
 
 
 @pytest.fixture
