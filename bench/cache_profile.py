@@ -36,7 +36,7 @@ from bench.statemgr_server import Config, Database, Server
 async def profiled(db: Database, config: Config, admin_key: str, output: str) -> AsyncIterator[Server]:
     port = statemgr_server._free_port()
     command = [sys.executable, "-m", "cProfile", "-o", output, "-m", "statemgr.cli", "serve", "--workers", "0"]
-    env = {**statemgr_server._environment(db, port, admin_key, config.log_level), **dict(config.env)}
+    env = {**statemgr_server._environment(db, port, admin_key, config, 0), **dict(config.env)}
     process = await asyncio.create_subprocess_exec(*command, env=env, stdin=asyncio.subprocess.DEVNULL)
     server = Server(Config(workers=0, env=config.env), port, admin_key, process, command)
     try:

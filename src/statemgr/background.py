@@ -43,7 +43,9 @@ def _relay(app: App) -> Duty | None:
     if not settings.amqp_url:
         return None
     publisher = AmqpPublisher(settings.amqp_url, settings.amqp_exchange)
-    relay = Relay(publisher, settings.event_relay_batch, settings.event_poll_seconds)
+    relay = Relay(
+        publisher, settings.event_relay_batch, settings.event_poll_seconds, settings.event_relay_linger_seconds
+    )
     app.events.listener.add(relay.wake)
     return relay.run
 

@@ -27,6 +27,7 @@ class Settings:
     log_level: str = "info"
     shutdown_grace_seconds: float = 10.0
     shutdown_drain_seconds: float = 0.0
+    grpc_max_pending_calls: int = 10_000
     auth_cache_seconds: float = 5.0
     max_message_retries: int = 5
     parked_status_ttl_seconds: int = 7 * 24 * 3600
@@ -38,6 +39,7 @@ class Settings:
     event_poll_seconds: float = 1.0
     event_subscriber_buffer: int = 10_000
     event_relay_batch: int = 500
+    event_relay_linger_seconds: float = 0.02
     event_prune_interval_seconds: float = 60.0
     event_leader_poll_seconds: float = 1.0
     # Cache (docs/caching.md). Redis is an accelerator: each call waits at most redis_timeout_ms for it.
