@@ -20,7 +20,7 @@ class InvalidArgument(StatemgrError):
     def __init__(self, field: str, description: str) -> None:
         self.field = field
         self.description = description
-        super().__init__(f"{field}: {description}")
+        super().__init__(f"{field}: {description}" if field else description)
 
 
 class NotFound(StatemgrError):

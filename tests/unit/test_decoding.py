@@ -1,0 +1,78 @@
+"""Finding the field of a request body that does not decode (statemgr.api.decoding)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from statemgr.api import decoding
+from statemgr.domain import validation
+from statemgr.domain.errors import InvalidArgument
+from statemgr.v1 import customer_pb2, customer_service_pb2, message_service_pb2
+
+JUNK = b"\xc3\x28"
+
+
+def field(number: int, value: bytes) -> bytes:
+    return bytes([(number << 3) | 2, len(value)]) + value
+
+
+def test_a_bad_string_at_the_top_is_named() -> None:
+    body = field(2, b"ok") + field(1, JUNK)  # UpdateMessageStatusRequest: genesys_message_id ok, whatsapp bad
+    assert decoding.locate(body, message_service_pb2.UpdateMessageStatusRequest.DESCRIPTOR) == "whatsapp_message_id"
+
+
+def test_a_bad_string_inside_a_repeated_message_is_named_with_its_index() -> None:
+    good = message_service_pb2.UpdateMessageStatusRequest(whatsapp_message_id="w").SerializeToString()
+    body = field(1, good) + field(1, good) + field(1, field(2, JUNK))
+    found = decoding.locate(body, message_service_pb2.BatchUpdateMessageStatusRequest.DESCRIPTOR)
+    assert found == "requests[2].genesys_message_id"
+
+
+def test_a_bad_key_inside_a_struct_is_named_down_to_the_struct() -> None:
+    entry = field(1, JUNK)  # Struct.FieldsEntry.key
+    preferences = customer_pb2.Customer.DESCRIPTOR.fields_by_name["preferences"].number
+    customer = field(preferences, field(1, entry))  # Customer.preferences -> Struct.fields
+    found = decoding.locate(field(1, customer), customer_service_pb2.UpsertCustomerRequest.DESCRIPTOR)
+    assert found == "customer.preferences.fields[0].key"
+
+
+def test_broken_framing_names_no_field() -> None:
+    assert decoding.locate(b"\x0a\x10abc", customer_service_pb2.GetCustomerRequest.DESCRIPTOR) == ""
+    assert decoding.locate(b"\xff\xff\xff", customer_service_pb2.GetCustomerRequest.DESCRIPTOR) == ""
+    assert decoding.locate(b"\x0b", customer_service_pb2.GetCustomerRequest.DESCRIPTOR) == ""  # a group
+
+
+def test_the_safe_deserializer_returns_messages_and_undecodables() -> None:
+    decode = decoding.safe(customer_service_pb2.GetCustomerRequest.FromString)
+    assert decode is not None
+    assert decode(customer_service_pb2.GetCustomerRequest(customer_id="x").SerializeToString()).customer_id == "x"
+    undecodable = decode(field(1, JUNK))
+    assert isinstance(undecodable, decoding.Undecodable)
+    assert undecodable.error().field == "customer_id"
+    assert decoding.safe(None) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(0, -1), (0, 1_000_000_000), (253_402_300_800, 0), (-62_135_596_801, 0)],
+)
+def test_timestamps_out_of_range_are_refused(seconds: int, nanos: int) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        validation.timestamp(seconds, nanos, "send_time")
+    assert refused.value.field == "send_time"
+
+
+def test_timestamps_at_the_ends_of_the_range_convert() -> None:
+    assert validation.timestamp(-62_135_596_800, 0, "t") == dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+    end = validation.timestamp(253_402_300_799, 999_999_999, "t")
+    assert end == dt.datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+    assert validation.timestamp(1, 500_000_000, "t") == dt.datetime(1970, 1, 1, 0, 0, 1, 500_000, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_struct_with_nan_or_infinity_is_refused(value: float) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        validation.bounded_struct({"a": [1, {"b": value}]}, "metadata")
+    assert refused.value.field == "metadata"
