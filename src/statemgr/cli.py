@@ -1,10 +1,11 @@
-"""statemgr serve | migrate up|down|status."""
+"""statemgr serve | migrate up|down|status | events retry-unroutable."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+import uuid
 
 from statemgr import config, logs
 from statemgr.app import App
@@ -22,7 +23,17 @@ def main(argv: list[str] | None = None) -> int:
             return workers.run(settings, args.workers)
         asyncio.run(server.serve(App.build(settings)))
         return 0
+    if args.command == "events":
+        return asyncio.run(_events(settings.database_url, args))
     return asyncio.run(_migrate(settings.database_url, args))
+
+
+async def _events(url: str, args: argparse.Namespace) -> int:
+    from statemgr.events import redeliver
+
+    count = await redeliver.retry_unroutable(url, args.tenant)
+    print(f"{count} unroutable events will be sent again in the relay's next round")
+    return 0
 
 
 async def _migrate(url: str, args: argparse.Namespace) -> int:
@@ -53,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--steps", type=int, default=1)
     down.add_argument("--all", action="store_true", help="revert every migration")
     actions.add_parser("status", help="list migrations and whether each is applied")
+    events = commands.add_parser("events", help="operate on the event log")
+    event_actions = events.add_subparsers(dest="action", required=True)
+    retry = event_actions.add_parser(
+        "retry-unroutable", help="send events RabbitMQ returned as unroutable again now (after binding a queue)"
+    )
+    retry.add_argument("--tenant", type=uuid.UUID, default=None, help="only this tenant's events")
     return parser
 
 

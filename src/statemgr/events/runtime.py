@@ -18,6 +18,7 @@ from statemgr.events.publisher import AmqpPublisher
 from statemgr.events.relay import Relay
 from statemgr.events.subscriptions import Dispatcher
 from statemgr.store.db import Connection, Database
+from statemgr.store.events import Backoff
 
 
 class EventRuntime:
@@ -79,4 +80,5 @@ def _relay(settings: Settings) -> Relay | None:
     if not settings.amqp_url:
         return None
     publisher = AmqpPublisher(settings.amqp_url, settings.amqp_exchange)
-    return Relay(publisher, settings.event_relay_batch, settings.event_poll_seconds)
+    backoff = Backoff(settings.event_unroutable_retry_seconds, settings.event_unroutable_retry_max_seconds)
+    return Relay(publisher, settings.event_relay_batch, settings.event_poll_seconds, backoff)
