@@ -84,6 +84,10 @@ class OutOfRange(StatemgrError):
 
     reason = "OUT_OF_RANGE"
 
+    def __init__(self, message: str | None = None, details: dict[str, str] | None = None) -> None:
+        self.details = details or {}  # what the client needs to recover (ErrorInfo metadata)
+        super().__init__(message)
+
 
 class ResourceExhausted(StatemgrError):
     """A limit was reached."""

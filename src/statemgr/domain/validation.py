@@ -86,14 +86,20 @@ def timestamp(seconds: int, nanos: int, field: str) -> dt.datetime:
     return _EPOCH + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
+UNKNOWN_VERSION = -1
+"""What an etag this server never issued stands for: no resource ever has it, so the write answers ABORTED, like
+any etag that no longer matches (AIP-154), and the client reads again for a current one."""
+
+
 def parse_etag(value: str, field: str) -> int | None:
-    """The version an etag stands for; None for no etag."""
+    """The version an etag stands for; None for no etag; UNKNOWN_VERSION for one this server never issued."""
     if not value:
         return None
     try:
-        return int(value.strip('"'))
+        version = int(value.strip('"'))
     except ValueError:
-        raise InvalidArgument(field, "is not an etag this server issued") from None
+        return UNKNOWN_VERSION
+    return version if 0 < version < 2**63 else UNKNOWN_VERSION  # versions are positive bigints
 
 
 def mask_paths(paths: Sequence[str], allowed: Sequence[str], field: str = "update_mask") -> list[str]:
