@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
 from google.protobuf import field_mask_pb2
-from psycopg.rows import dict_row
 
 from statemgr import server as server_mod
 from statemgr.config import Settings
@@ -25,7 +23,7 @@ from statemgr.v1 import customer_service_pb2 as cus
 from statemgr.v1 import integration_service_pb2 as ins
 from tests.integration.conftest import Client
 from tests.integration.errors import error_info, expect
-from tests.integration.test_events_helpers import Collector, request, write_conversation
+from tests.integration.test_events_helpers import Collector, deliverable, request, write_conversation
 
 ABORTED, BAD, NOT_FOUND = grpc.StatusCode.ABORTED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
 NEVER_ISSUED = ['W/"abc"', "v1", "0", "-1", "99999999999999999999", "etag"]
@@ -41,13 +39,6 @@ def settings(settings: Settings) -> Settings:
         event_heartbeat_seconds=0.2,
         event_poll_seconds=0.2,
     )
-
-
-@pytest.fixture
-async def relay_conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
-        await conn.execute("SET ROLE statemgr_relay")
-        yield conn
 
 
 async def create(client: Client, wa: str = "") -> conversation_pb2.Conversation:
@@ -91,7 +82,7 @@ async def test_subscribe_with_no_start_replays_the_retained_log_before_going_liv
 ) -> None:
     earlier = await write_conversation(server.app, uuid.UUID(tenant.tenant_id), uuid.uuid4(), 3)
     for event_id in earlier:
-        await deliverable(server, event_id)
+        await deliverable(server.app.settings.database_url, event_id)
     stream = await Collector(tenant, request()).started()
     assert stream.ids == earlier  # all of them, replayed before the first heartbeat
     await stream.stop()
@@ -107,7 +98,7 @@ async def test_a_heartbeat_cursor_of_a_filtered_stream_is_complete_only_for_that
     tenant_id, room, other_room = uuid.UUID(tenant.tenant_id), uuid.uuid4(), uuid.uuid4()
     stream = await Collector(tenant, request(rooms=[room])).started()
     elsewhere = await write_conversation(server.app, tenant_id, other_room, 2)
-    await deliverable(server, elsewhere[-1])
+    await deliverable(server.app.settings.database_url, elsewhere[-1])
     beats = len(stream.heartbeats)
     while len(stream.heartbeats) < beats + 3:  # the feed has read past them: the cursor moves on
         await asyncio.sleep(0.1)
@@ -136,7 +127,9 @@ async def test_out_of_range_gives_a_cursor_to_resync_and_follow_from(
     await asyncio.sleep(RETENTION + 0.2)
     kept = await write_conversation(server.app, tenant_id, room, 1)
     assert await Pruner(3600, RETENTION, require_published=False).prune(relay_conn) == 2
-    await deliverable(server, kept[0])  # else the resync cursor may precede it ("may see again events just before")
+    await deliverable(
+        server.app.settings.database_url, kept[0]
+    )  # else the resync cursor may precede it ("may see again events just before")
     error = await Collector(tenant, request(after=stale)).start().wait_error()
     assert error.code() == grpc.StatusCode.OUT_OF_RANGE
     info = error_info(error)
@@ -164,19 +157,6 @@ async def test_event_create_time_is_the_time_of_the_change(tenant: Client) -> No
     assert created.create_time == conversation.create_time  # the same instant as the resource's own timestamp
     assert changed.type == event_pb2.EVENT_TYPE_CONVERSATION_STATE_CHANGED
     assert created.create_time.ToDatetime() < changed.create_time.ToDatetime()
-
-
-async def deliverable(server: server_mod.Server, event_id: str) -> None:
-    """Waits until the event is below the horizon: every older transaction of the cluster (other tests' too) has
-    ended, so a read of the log returns it."""
-    query = "SELECT tx_id < pg_snapshot_xmin(pg_current_snapshot()) AS below FROM events WHERE id = %s"
-    async with await psycopg.AsyncConnection.connect(server.app.settings.database_url, autocommit=True) as conn:
-        for _ in range(400):
-            row = await (await conn.execute(query, (event_id,))).fetchone()
-            if row and row[0]:
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError("the event never got below the horizon")
 
 
 async def upsert(client: Client, whatsapp_id: str, phone: str = "") -> customer_pb2.Customer:
