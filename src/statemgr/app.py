@@ -36,7 +36,13 @@ class App:
 
     @classmethod
     def build(cls, settings: Settings, role: Role = Role.ALL) -> App:
-        db = Database(settings.database_url, settings.db_role, settings.db_pool_min, settings.db_pool_max)
+        db = Database(
+            settings.database_url,
+            settings.db_role,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            prepared_statements=settings.db_prepared_statements,
+        )
         events = EventRuntime(settings, db, streaming=role is not Role.BACKGROUND)
         app = cls(settings=settings, db=db, cache=Cache.build(settings), events=events)
         if role is not Role.CALLS:

@@ -67,7 +67,9 @@ class Background:
 
     def __init__(self, app: App) -> None:
         self.duties = {name: duty for name, build in LEADER_DUTIES if (duty := build(app)) is not None}
-        self.leadership = Leadership(app.settings.database_url, self._lead, app.settings.event_leader_poll_seconds)
+        self.leadership = Leadership(
+            app.settings.direct_database_url, self._lead, app.settings.event_leader_poll_seconds
+        )
 
     async def start(self) -> None:
         await self.leadership.start()

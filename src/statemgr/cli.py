@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("serve", "worker"):
         return _serve(settings, args)
     if args.command == "events":
-        return asyncio.run(_events(settings.database_url, args))
-    return asyncio.run(_migrate(settings.database_url, args))
+        return asyncio.run(_events(settings.direct_database_url, args))
+    return asyncio.run(_migrate(settings.direct_database_url, args))
 
 
 async def _events(url: str, args: argparse.Namespace) -> int:

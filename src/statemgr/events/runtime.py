@@ -18,7 +18,7 @@ class EventRuntime:
     """Built without I/O; `start` opens the connections and tasks, `stop` closes them."""
 
     def __init__(self, settings: Settings, db: Database, streaming: bool = True) -> None:
-        self.listener = Listener(settings.database_url, settings.db_role)
+        self.listener = Listener(settings.direct_database_url, settings.db_role)
         self.dispatcher = _dispatcher(settings, db) if streaming else None
         if self.dispatcher is not None:
             self.listener.add(self.dispatcher.wake)
