@@ -102,6 +102,8 @@ class Relay:
         await store.mark_unroutable(conn, outcome.returned, self._backoff)
         metrics.PUBLISHED.inc(len(outcome.confirmed))
         metrics.UNROUTABLE_DELIVERED.inc(len(outcome.confirmed))
+        if outcome.failed:  # RabbitMQ unreachable: they stay due; wait as the main pass does
+            await self._back_off(f"{len(outcome.failed)} unroutable events not confirmed")
         if outcome.confirmed:
             _log.info("unroutable_delivered", events=len(outcome.confirmed), still_unroutable=len(outcome.returned))
             self._backlog_due = 0.0  # report the smaller wait at once
