@@ -14,8 +14,17 @@ from statemgr.v1 import customer_pb2, customer_service_pb2, message_service_pb2
 JUNK = b"\xc3\x28"
 
 
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def field(number: int, value: bytes) -> bytes:
-    return bytes([(number << 3) | 2, len(value)]) + value
+    return varint((number << 3) | 2) + varint(len(value)) + value
 
 
 def test_a_bad_string_at_the_top_is_named() -> None:
@@ -76,3 +85,14 @@ def test_a_struct_with_nan_or_infinity_is_refused(value: float) -> None:
     with pytest.raises(InvalidArgument) as refused:
         validation.bounded_struct({"a": [1, {"b": value}]}, "metadata")
     assert refused.value.field == "metadata"
+
+
+def test_deep_nesting_and_huge_bodies_are_walked_within_bounds() -> None:
+    body = b""
+    for _ in range(1_000):  # Struct.fields -> entry.value -> Value.struct_value -> ... far past protobuf's depth limit
+        body = field(1, field(2, field(5, body)))
+    entry = customer_pb2.Customer.DESCRIPTOR.fields_by_name["preferences"].message_type
+    found = decoding.locate(body, entry)
+    assert found.startswith("fields[0].value.struct_value.fields[0]")
+    many = b"\x08\x01" * 200_000  # unknown-to-Struct varint fields: the walk gives up rather than run long
+    assert decoding.locate(many, entry) == ""

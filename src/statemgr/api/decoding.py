@@ -125,17 +125,32 @@ class _Broken(Exception):
 
 def locate(data: bytes, message_type: descriptor.Descriptor, prefix: str = "") -> str:
     """The path of the first field of `data` that does not decode ("" when the message's own framing is broken or
-    nothing specific is found): "customer.name", "requests[2].whatsapp_message_id"."""
+    nothing specific is found): "customer.name", "requests[2].whatsapp_message_id".
+
+    Bounded like protobuf's own parser: nesting deeper than MAX_DEPTH names the field where it goes too deep, and
+    the walk gives up (naming no field) after MAX_FIELDS fields; values are viewed, never copied.
+    """
     try:
-        return _walk(data, message_type, prefix) or prefix
+        return _walk(memoryview(data), message_type, prefix, 0, [MAX_FIELDS]) or prefix
     except _Broken:
         return prefix
 
 
-def _walk(data: bytes, message_type: descriptor.Descriptor, prefix: str) -> str | None:
+MAX_DEPTH = 100
+MAX_FIELDS = 100_000
+
+
+def _walk(
+    data: memoryview, message_type: descriptor.Descriptor, prefix: str, depth: int, budget: list[int]
+) -> str | None:
+    if depth > MAX_DEPTH:
+        return prefix
     seen: dict[int, int] = {}
     pos = 0
     while pos < len(data):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _Broken
         tag, pos = _varint(data, pos)
         field = message_type.fields_by_number.get(tag >> 3)
         pos, chunk = _skip(data, pos, tag & 7)
@@ -147,7 +162,7 @@ def _walk(data: bytes, message_type: descriptor.Descriptor, prefix: str) -> str 
             return path
         if field.message_type is not None:
             try:
-                found = _walk(chunk, field.message_type, path)
+                found = _walk(chunk, field.message_type, path, depth + 1, budget)
             except _Broken:
                 return path
             if found is not None:
@@ -155,7 +170,7 @@ def _walk(data: bytes, message_type: descriptor.Descriptor, prefix: str) -> str 
     return None
 
 
-def _skip(data: bytes, pos: int, wire_type: int) -> tuple[int, bytes | None]:
+def _skip(data: memoryview, pos: int, wire_type: int) -> tuple[int, memoryview | None]:
     """The position after the field's value, and the value itself for length-delimited fields."""
     if wire_type == _VARINT:
         return _varint(data, pos)[1], None
@@ -171,7 +186,7 @@ def _skip(data: bytes, pos: int, wire_type: int) -> tuple[int, bytes | None]:
     return end, data[pos:end] if wire_type == _LENGTH_DELIMITED else None
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
     value = shift = 0
     while pos < len(data) and shift < 64:
         byte = data[pos]
@@ -188,9 +203,9 @@ def _path(prefix: str, field: descriptor.FieldDescriptor, index: int) -> str:
     return f"{name}[{index}]" if field.is_repeated else name
 
 
-def _utf8(chunk: bytes) -> bool:
+def _utf8(chunk: memoryview) -> bool:
     try:
-        chunk.decode("utf-8")
+        str(chunk, "utf-8")
     except UnicodeDecodeError:
         return False
     return True
