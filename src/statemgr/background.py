@@ -45,7 +45,13 @@ def _relay(app: App) -> Duty | None:
         return None
     publisher = AmqpPublisher(settings.amqp_url, settings.amqp_exchange)
     backoff = Backoff(settings.event_unroutable_retry_seconds, settings.event_unroutable_retry_max_seconds)
-    relay = Relay(publisher, settings.event_relay_batch, settings.event_poll_seconds, backoff)
+    relay = Relay(
+        publisher,
+        settings.event_relay_batch,
+        settings.event_poll_seconds,
+        settings.event_relay_linger_seconds,
+        backoff,
+    )
     app.events.listener.add(relay.wake)
     return relay.run
 
