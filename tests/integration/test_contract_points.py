@@ -83,10 +83,10 @@ async def test_subscribe_with_no_start_replays_the_retained_log_before_going_liv
     earlier = await write_conversation(server.app, uuid.UUID(tenant.tenant_id), uuid.uuid4(), 3)
     for event_id in earlier:
         await deliverable(server.app.settings.database_url, event_id)
-    stream = await Collector(tenant, request()).started()
+    stream = await Collector(tenant, request()).started(timeout=60)
     assert stream.ids == earlier  # all of them, replayed before the first heartbeat
     await stream.stop()
-    live = await Collector(tenant, request(from_now=True)).started()
+    live = await Collector(tenant, request(from_now=True)).started(timeout=60)
     await asyncio.sleep(0.5)
     assert live.ids == []
     await live.stop()
@@ -96,7 +96,7 @@ async def test_a_heartbeat_cursor_of_a_filtered_stream_is_complete_only_for_that
     server: server_mod.Server, tenant: Client
 ) -> None:
     tenant_id, room, other_room = uuid.UUID(tenant.tenant_id), uuid.uuid4(), uuid.uuid4()
-    stream = await Collector(tenant, request(rooms=[room])).started()
+    stream = await Collector(tenant, request(rooms=[room])).started(timeout=60)
     elsewhere = await write_conversation(server.app, tenant_id, other_room, 2)
     await deliverable(server.app.settings.database_url, elsewhere[-1])
     beats = len(stream.heartbeats)
@@ -105,11 +105,13 @@ async def test_a_heartbeat_cursor_of_a_filtered_stream_is_complete_only_for_that
     cursor = stream.cursor
     await stream.stop()
     assert stream.ids == []
-    same = await Collector(tenant, request(after=cursor, rooms=[room])).started()
-    wider = await Collector(tenant, request(after=cursor)).started()
+    same = await Collector(tenant, request(after=cursor, rooms=[room])).started(timeout=60)
+    wider = await Collector(tenant, request(after=cursor)).started(timeout=60)
     here = await write_conversation(server.app, tenant_id, room, 1)
-    assert [e.id for e in await same.wait_for(1)] == here
-    assert [e.id for e in await wider.wait_for(1)] == here  # the other room's earlier events are not replayed
+    assert [e.id for e in await same.wait_for(1, timeout=60)] == here
+    assert [
+        e.id for e in await wider.wait_for(1, timeout=60)
+    ] == here  # the other room's earlier events are not replayed
     await asyncio.sleep(0.5)
     assert not set(elsewhere) & set(wider.ids)
     await same.stop()
@@ -122,7 +124,7 @@ async def test_out_of_range_gives_a_cursor_to_resync_and_follow_from(
     tenant_id, room = uuid.UUID(tenant.tenant_id), uuid.uuid4()
     await write_conversation(server.app, tenant_id, room, 2)
     first = Collector(tenant, request()).start()
-    stale = (await first.wait_for(2))[0].cursor
+    stale = (await first.wait_for(2, timeout=60))[0].cursor
     await first.stop()
     await asyncio.sleep(RETENTION + 0.2)
     kept = await write_conversation(server.app, tenant_id, room, 1)
@@ -130,15 +132,15 @@ async def test_out_of_range_gives_a_cursor_to_resync_and_follow_from(
     await deliverable(
         server.app.settings.database_url, kept[0]
     )  # else the resync cursor may precede it ("may see again events just before")
-    error = await Collector(tenant, request(after=stale)).start().wait_error()
+    error = await Collector(tenant, request(after=stale)).start().wait_error(timeout=60)
     assert error.code() == grpc.StatusCode.OUT_OF_RANGE
     info = error_info(error)
     assert info is not None and info.metadata["resync_cursor"], error.details()
     assert "resync_cursor" in (error.details() or "")
     after_error = await write_conversation(server.app, tenant_id, room, 2)
     # the portal reloads its state here (kept[0] is in it), then follows from the error's moment
-    resumed = await Collector(tenant, request(after=info.metadata["resync_cursor"])).started()
-    assert [e.id for e in await resumed.wait_for(2)] == after_error
+    resumed = await Collector(tenant, request(after=info.metadata["resync_cursor"])).started(timeout=60)
+    assert [e.id for e in await resumed.wait_for(2, timeout=60)] == after_error
     assert kept[0] not in resumed.ids
     await resumed.stop()
 
@@ -151,7 +153,7 @@ async def test_event_create_time_is_the_time_of_the_change(tenant: Client) -> No
         )
     )
     stream = Collector(tenant, request()).start()
-    created, changed = await stream.wait_for(2)
+    created, changed = await stream.wait_for(2, timeout=60)
     await stream.stop()
     assert created.type == event_pb2.EVENT_TYPE_CONVERSATION_CREATED and created.conversation_id == conversation.id
     assert created.create_time == conversation.create_time  # the same instant as the resource's own timestamp

@@ -53,10 +53,11 @@ async def write_conversation(
 
 async def deliverable(database_url: str, event_id: str) -> None:
     """Waits until the event is below the horizon (every older transaction of the cluster has ended, other tests'
-    too), so a read of the log returns it."""
+    too), so a read of the log returns it. Up to a minute: on a PostgreSQL shared with other suites a bulk load can
+    hold the horizon for tens of seconds."""
     query = "SELECT tx_id < pg_snapshot_xmin(pg_current_snapshot()) FROM events WHERE id = %s"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        for _ in range(300):
+        for _ in range(1200):
             row = await (await conn.execute(query, (event_id,))).fetchone()
             if row and row[0]:
                 return
