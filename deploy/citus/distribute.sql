@@ -21,3 +21,7 @@ SELECT create_distributed_table('message_status_history', 'tenant_id', colocate_
 SELECT create_distributed_table('parked_statuses', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('events', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('event_log_floors', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('archive_batches', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('archive_objects', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('archived_conversations', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('erasure_audits', 'tenant_id', colocate_with => 'tenants');

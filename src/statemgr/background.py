@@ -62,9 +62,19 @@ def _pruner(app: App) -> Duty | None:
     return Pruner(settings.event_prune_interval_seconds, retention, require_published=bool(settings.amqp_url)).run
 
 
+def _retention(app: App) -> Duty | None:
+    if app.settings.retention_interval_seconds <= 0:
+        return None  # run by hand (statemgr retention run) or from cron
+    # Imported here: it loads pyarrow (about 0.4 s per process), which a gRPC worker never needs.
+    from statemgr.jobs.retention import RetentionJob
+
+    return RetentionJob(app.settings, app.db).run
+
+
 LEADER_DUTIES: tuple[tuple[str, Builder], ...] = (
     ("event-pruner", _pruner),
     ("event-relay", _relay),
+    ("retention", _retention),
 )
 
 

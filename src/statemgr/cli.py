@@ -1,5 +1,5 @@
-"""statemgr serve | migrate up|down|status | events retry-unroutable (and worker: one gRPC process of serve,
-started by it)."""
+"""statemgr serve | migrate up|down|status | retention run | archive restore | events retry-unroutable (and
+worker: one gRPC process of serve, started by it)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args)
     if args.command == "events":
         return asyncio.run(_events(settings.direct_database_url, args))
+    if args.command in ("retention", "archive"):
+        from statemgr.jobs import cli as jobs_cli
+
+        return asyncio.run(jobs_cli.main(settings, args))
     return asyncio.run(_migrate(settings.direct_database_url, args))
 
 
@@ -89,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         "retry-unroutable", help="send events RabbitMQ returned as unroutable again now (after binding a queue)"
     )
     retry.add_argument("--tenant", type=uuid.UUID, default=None, help="only this tenant's events")
+    from statemgr.jobs import cli as jobs_cli
+
+    jobs_cli.add_commands(commands)
     return parser
 
 

@@ -63,6 +63,13 @@ class Settings:
     cache_warm_max_seconds: float = 10.0
     cache_warm_active_hours: float = 24.0
     cache_pending_invalidations_max: int = 100_000
+    # Data lifecycle (docs/retention.md): the archive store, the retention job's interval and batch size.
+    archive_url: str = "var/archive"
+    archive_s3_endpoint: str = ""
+    archive_timeout_seconds: float = 30.0
+    retention_interval_seconds: float = 3600.0
+    retention_batch_size: int = 100
+    retention_pause_ratio: float = 1.0
 
     @property
     def direct_database_url(self) -> str:
