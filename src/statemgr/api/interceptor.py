@@ -18,6 +18,7 @@ import structlog
 
 from statemgr import metrics
 from statemgr.api import decoding, principal, status
+from statemgr.api.admission import Admission
 from statemgr.api.auth import Authenticator
 from statemgr.domain import errors
 
@@ -29,8 +30,9 @@ Handler = Any  # grpc.RpcMethodHandler: its fields are untyped in grpcio's stubs
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, admission: Admission | None = None) -> None:
         self._auth = authenticator
+        self._admission = admission or Admission()
         self._decoders: dict[str, decoding.Deserializer | None] = {}
 
     async def intercept_service(
@@ -42,7 +44,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         decode = self._decoder(details.method, handler.request_deserializer)
         if details.method.startswith(_UNAUTHENTICATED_PREFIXES):
             return decoding.checked(handler, decode)
-        call = _Call(self._auth, details)
+        call = _Call(self._auth, self._admission, details)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 call.wrap_unary(handler.unary_unary),
@@ -68,8 +70,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 class _Call:
     """One RPC's bookkeeping."""
 
-    def __init__(self, auth: Authenticator, details: grpc.HandlerCallDetails) -> None:
+    def __init__(self, auth: Authenticator, admission: Admission, details: grpc.HandlerCallDetails) -> None:
         self.auth = auth
+        self.admission = admission
         self.method = details.method
         self.metadata = dict(details.invocation_metadata or ())
         self.request_id = str(self.metadata.get("x-request-id") or uuid.uuid4().hex)
@@ -80,10 +83,11 @@ class _Call:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
             try:
-                await self._enter()
-                if type(request) is decoding.Undecodable:
-                    raise request.error()
-                return await inner(request, context)
+                with self.admission:
+                    await self._enter()
+                    if type(request) is decoding.Undecodable:
+                        raise request.error()
+                    return await inner(request, context)
             except BaseException as exc:
                 await self._fail(exc, context)
             finally:
@@ -95,11 +99,12 @@ class _Call:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
             try:
-                await self._enter()
-                if type(request) is decoding.Undecodable:
-                    raise request.error()
-                async for item in inner(request, context):
-                    yield item
+                with self.admission:
+                    await self._enter()
+                    if type(request) is decoding.Undecodable:
+                        raise request.error()
+                    async for item in inner(request, context):
+                        yield item
             except BaseException as exc:
                 await self._fail(exc, context)
             finally:
