@@ -96,3 +96,16 @@ def test_deep_nesting_and_huge_bodies_are_walked_within_bounds() -> None:
     assert found.startswith("fields[0].value.struct_value.fields[0]")
     many = b"\x08\x01" * 200_000  # unknown-to-Struct varint fields: the walk gives up rather than run long
     assert decoding.locate(many, entry) == ""
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [(2**63 - 1, 0), (-(2**63), 0), (1, -5), (-1, 5), (0, 1_000_000_000)])
+def test_durations_out_of_range_are_refused(seconds: int, nanos: int) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        validation.duration(seconds, nanos, "retention_policy.event_retention")
+    assert refused.value.field == "retention_policy.event_retention"
+
+
+def test_durations_in_range_convert() -> None:
+    assert validation.duration(86_400, 500_000_000, "d") == dt.timedelta(days=1, milliseconds=500)
+    assert validation.duration(-1, -500_000_000, "d") == -dt.timedelta(seconds=1, milliseconds=500)
+    assert validation.duration(315_576_000_000, 0, "d") == dt.timedelta(seconds=315_576_000_000)

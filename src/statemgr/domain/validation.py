@@ -28,6 +28,7 @@ MAX_STRUCT_DEPTH = 10
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MIN_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z
 _MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+_MAX_DURATION_SECONDS = 315_576_000_000  # google.protobuf.Duration's bound
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:
@@ -89,6 +90,16 @@ def timestamp(seconds: int, nanos: int, field: str) -> dt.datetime:
 UNKNOWN_VERSION = -1
 """What an etag this server never issued stands for: no resource ever has it, so the write answers ABORTED, like
 any etag that no longer matches (AIP-154), and the client reads again for a current one."""
+
+
+def duration(seconds: int, nanos: int, field: str) -> dt.timedelta:
+    """A timedelta from a protobuf Duration's parts, which must be in its range (about 10,000 years either way, nanos
+    of the seconds' sign)."""
+    if not -_MAX_DURATION_SECONDS <= seconds <= _MAX_DURATION_SECONDS:
+        raise InvalidArgument(field, "is outside a Duration's range of 10,000 years")
+    if not -1_000_000_000 < nanos < 1_000_000_000 or (seconds and nanos and (seconds < 0) != (nanos < 0)):
+        raise InvalidArgument(field, f"has nanos {nanos}, out of range or of the other sign than its seconds")
+    return dt.timedelta(seconds=seconds, microseconds=nanos // 1000 if nanos >= 0 else -((-nanos) // 1000))
 
 
 def parse_etag(value: str, field: str) -> int | None:
