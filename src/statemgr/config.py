@@ -54,6 +54,11 @@ class Settings:
     cache_warm_max_seconds: float = 10.0
     cache_warm_active_hours: float = 24.0
     cache_pending_invalidations_max: int = 100_000
+    # Analytics (docs/analytics.md): the rollup consumer (a leader duty) and the live view.
+    analytics_enabled: bool = True
+    analytics_poll_seconds: float = 0.5
+    analytics_batch: int = 1000
+    analytics_live_seconds: float = 1.0
 
 
 _INT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "int"}

@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from statemgr.api import cache_warm
+from statemgr.api.analytics import AnalyticsServicer
 from statemgr.api.auth import Authenticator
 from statemgr.api.conversations import ConversationServicer
 from statemgr.api.customers import CustomerServicer
@@ -22,6 +23,7 @@ from statemgr.api.messages import MessageServicer
 from statemgr.api.tenants import TenantServicer
 from statemgr.app import App
 from statemgr.v1 import (
+    analytics_service_pb2_grpc,
     conversation_service_pb2_grpc,
     customer_service_pb2_grpc,
     event_service_pb2_grpc,
@@ -44,6 +46,7 @@ def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
     message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(app), server)
     integration_service_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(app), server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(app.events.dispatcher), server)
+    analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
     return [
         "statemgr.v1.TenantService",
         "statemgr.v1.ConversationService",
@@ -51,6 +54,7 @@ def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
         "statemgr.v1.MessageService",
         "statemgr.v1.IntegrationService",
         "statemgr.v1.EventService",
+        "statemgr.v1.AnalyticsService",
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from statemgr import tasks
+from statemgr.analytics.consumer import RollupConsumer
 from statemgr.config import Settings
 from statemgr.events.leader import Leadership
 from statemgr.events.listener import Listener
@@ -27,6 +28,8 @@ class EventRuntime:
         self.listener = Listener(settings.database_url, settings.db_role)
         self.dispatcher = _dispatcher(settings, db)
         self.relay = _relay(settings)
+        self.rollups = RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch)
+        self.rollups_enabled = settings.analytics_enabled
         self.pruner = Pruner(
             settings.event_prune_interval_seconds,
             float(settings.event_retention_seconds),
@@ -59,6 +62,8 @@ class EventRuntime:
         duties = [asyncio.create_task(self.pruner.run(conn), name="event-pruner")]
         if self.relay is not None:
             duties.append(asyncio.create_task(self.relay.run(conn), name="event-relay"))
+        if self.rollups_enabled:
+            duties.append(asyncio.create_task(self.rollups.run(conn), name="analytics-rollups"))
         try:
             done, _ = await asyncio.wait(duties, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

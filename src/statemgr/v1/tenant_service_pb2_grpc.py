@@ -45,6 +45,11 @@ class TenantServiceStub:
                 request_serializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantRequest.SerializeToString,
                 response_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantResponse.FromString,
                 _registered_method=True)
+        self.UpdateTenant = channel.unary_unary(
+                '/statemgr.v1.TenantService/UpdateTenant',
+                request_serializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantRequest.SerializeToString,
+                response_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/statemgr.v1.TenantService/CreateApiKey',
                 request_serializer=statemgr_dot_v1_dot_tenant__service__pb2.CreateApiKeyRequest.SerializeToString,
@@ -80,6 +85,14 @@ class TenantServiceServicer:
 
     def GetTenant(self, request, context):
         """Gets a tenant. Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTenant(self, request, context):
+        """Updates the tenant's settings named in update_mask (time_zone).
+        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +141,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.GetTenant,
                     request_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantRequest.FromString,
                     response_serializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantResponse.SerializeToString,
+            ),
+            'UpdateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTenant,
+                    request_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantRequest.FromString,
+                    response_serializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -205,6 +223,33 @@ class TenantService:
             '/statemgr.v1.TenantService/GetTenant',
             statemgr_dot_v1_dot_tenant__service__pb2.GetTenantRequest.SerializeToString,
             statemgr_dot_v1_dot_tenant__service__pb2.GetTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statemgr.v1.TenantService/UpdateTenant',
+            statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantRequest.SerializeToString,
+            statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,
