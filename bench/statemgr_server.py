@@ -87,9 +87,8 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def workers(self) -> list[int]:
-        """The pids of the processes that serve: the one process, or the supervisor's children."""
-        if self.config.workers == 1:
-            return [self.process.pid]
+        """The pids of the processes that answer calls: the children of `statemgr serve` (the parent is the
+        background process, which answers none)."""
         return procfs.children(self.process.pid)
 
     def probe(self, admin: psycopg.AsyncConnection[tuple[object, ...]], db: Database) -> Probe:

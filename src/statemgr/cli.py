@@ -1,4 +1,4 @@
-"""statemgr serve | migrate up|down|status."""
+"""statemgr serve | migrate up|down|status (and worker: one gRPC process of serve, started by it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from statemgr import config, logs
-from statemgr.app import App
+from statemgr.app import App, Role
 from statemgr.store import migrate
 
 
@@ -15,14 +15,24 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = config.load()
     logs.configure(settings.log_level)
-    if args.command == "serve":
-        from statemgr import server, workers
+    if args.command in ("serve", "worker"):
+        return _serve(settings, args)
+    return asyncio.run(_migrate(settings.direct_database_url, args))
 
-        if args.workers > 1:
-            return workers.run(settings, args.workers)
-        asyncio.run(server.serve(App.build(settings)))
-        return 0
-    return asyncio.run(_migrate(settings.database_url, args))
+
+def _serve(settings: config.Settings, args: argparse.Namespace) -> int:
+    from statemgr import server, workers
+
+    if args.command == "worker":
+        workers.die_with_parent(args.parent)
+        asyncio.run(server.serve(App.build(settings, Role.CALLS)))
+    elif args.workers < 0:
+        raise SystemExit("--workers must be 0 or more")
+    elif args.workers == 0:
+        asyncio.run(server.serve(App.build(settings, Role.ALL)))
+    else:
+        return workers.run(settings, args.workers)
+    return 0
 
 
 async def _migrate(url: str, args: argparse.Namespace) -> int:
@@ -44,7 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="statemgr", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gRPC server (configuration from STATEMGR_* variables)")
-    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the port (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gRPC processes sharing the port, beside the background process that runs the leader duties"
+        " (default 1; 0: one process does everything)",
+    )
+    worker = commands.add_parser("worker", help="one gRPC process of `statemgr serve` (serve starts these)")
+    worker.add_argument("--parent", type=int, required=True, help="pid of the serve process; the worker dies with it")
     mig = commands.add_parser("migrate", help="apply or revert database migrations")
     actions = mig.add_subparsers(dest="action", required=True)
     up = actions.add_parser("up", help="apply pending migrations")

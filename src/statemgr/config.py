@@ -12,9 +12,13 @@ class Settings:
     """Every setting of the service; the README's configuration table lists the same names."""
 
     database_url: str = "postgresql://localhost/statemgr"
+    # Sessions (LISTEN, the leader's advisory lock, migrations) cannot go through PgBouncer in transaction mode;
+    # empty means database_url (docs/scaling.md).
+    database_direct_url: str = ""
     db_role: str = "statemgr_app"
     db_pool_min: int = 2
     db_pool_max: int = 10
+    db_prepared_statements: bool = True
     redis_url: str = "redis://localhost:6379/0"
     amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
     listen: str = "[::]:50051"
@@ -59,6 +63,11 @@ class Settings:
     analytics_poll_seconds: float = 0.5
     analytics_batch: int = 1000
     analytics_live_seconds: float = 1.0
+
+    @property
+    def direct_database_url(self) -> str:
+        """Where the connections that need a session of their own go: LISTEN, leadership, migrations."""
+        return self.database_direct_url or self.database_url
 
 
 _INT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "int"}

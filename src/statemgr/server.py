@@ -11,7 +11,6 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from statemgr.api import cache_warm
 from statemgr.api.analytics import AnalyticsServicer
 from statemgr.api.auth import Authenticator
 from statemgr.api.conversations import ConversationServicer
@@ -94,7 +93,6 @@ async def start(app: App, listen: str | None = None) -> Server:
     for name in ["", *service_names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", port=port, services=service_names)
-    app.warming = cache_warm.start(app)  # in the background, once calls are served: never delays readiness
     return Server(app, server, health_servicer, port)
 
 

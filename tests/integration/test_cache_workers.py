@@ -30,12 +30,14 @@ def _free_port() -> int:
 
 
 def _free_port_pair() -> int:
-    """A port p with p + 1 free too (worker 1 serves metrics on the metrics port plus 1)."""
+    """A port p with p + 1 and p + 2 free too (worker 1 serves metrics on the metrics port plus 1, the background
+    process on plus 2)."""
     while True:
         base = _free_port()
-        with socket.socket() as probe:
+        with socket.socket() as one, socket.socket() as two:
             try:
-                probe.bind(("127.0.0.1", base + 1))
+                one.bind(("127.0.0.1", base + 1))
+                two.bind(("127.0.0.1", base + 2))
             except OSError:
                 continue
         return base

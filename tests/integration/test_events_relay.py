@@ -145,7 +145,7 @@ async def test_relay_killed_mid_batch_loses_nothing_and_another_takes_over(
         tenant_id = await _new_tenant(standby.app)
         writing = asyncio.create_task(_bulk_append(standby.app, tenant_id, 20_000))
         await _until(lambda: _published_count(standby.app) > 2_000, 20, "the relay publishing")
-        assert not standby.app.events.leadership.leading.is_set()  # exactly one relay
+        assert not standby.app.background.leadership.leading.is_set()  # exactly one relay
         rabbit_proxy.stall()
         stalled_at = _published_count(standby.app)
         await asyncio.sleep(1.0)  # the writers go on; the relay sends its next batch and waits for the confirms
@@ -153,7 +153,7 @@ async def test_relay_killed_mid_batch_loses_nothing_and_another_takes_over(
         relay.kill()
         killed = time.monotonic()
         rabbit_proxy.unstall()
-        await asyncio.wait_for(standby.app.events.leadership.leading.wait(), 10)
+        await asyncio.wait_for(standby.app.background.leadership.leading.wait(), 10)
         takeover = time.monotonic() - killed
         ids = await writing
         await _until(lambda: _published_count(standby.app) == len(ids), 30, "the new leader drained the backlog")

@@ -30,6 +30,10 @@ TENANT_TABLES = (
     "events",
 )
 SyncConn = psycopg.Connection[tuple[Any, ...]]
+SESSION_STATE = (
+    "SELECT coalesce(current_setting('app.tenant_id', true), '') AS tenant,"
+    " current_setting('role') AS role, current_user AS user"
+)
 
 
 def count(conn: SyncConn, table: str, tenant_id: str | None = None) -> int:
@@ -136,10 +140,15 @@ async def test_a_pooled_connection_that_served_a_tenant_then_sees_nothing(
             if held[-1].info.backend_pid == pid:
                 break
         conn = held[-1]
-        assert (await (await conn.execute("SELECT current_user AS u")).fetchone() or {})["u"] == "statemgr_app"
-        for table in TENANT_TABLES:
-            query = sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table))
-            assert (await (await conn.execute(query)).fetchone() or {})["n"] == 0, table
+        # Neither the tenant nor the role outlives its transaction (so PgBouncer's transaction mode is safe) ...
+        left = await (await conn.execute(SESSION_STATE)).fetchone()
+        assert left == {"tenant": "", "role": "none", "user": conn.info.user}
+        # ... and a transaction as the service role but with no tenant sees nothing.
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('role', 'statemgr_app', true)")
+            for table in TENANT_TABLES:
+                query = sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table))
+                assert (await (await conn.execute(query)).fetchone() or {})["n"] == 0, table
     finally:
         for conn in held:
             await pool.putconn(conn)

@@ -22,3 +22,9 @@ def test_environment_overrides_with_types() -> None:
 def test_bad_number_names_the_variable() -> None:
     with pytest.raises(ValueError, match="STATEMGR_DB_POOL_MAX"):
         config.load({"STATEMGR_DB_POOL_MAX": "many"})
+
+
+def test_the_direct_url_defaults_to_the_database_url() -> None:
+    assert config.load({"STATEMGR_DATABASE_URL": "postgresql://pgb/x"}).direct_database_url == "postgresql://pgb/x"
+    both = {"STATEMGR_DATABASE_URL": "postgresql://pgb/x", "STATEMGR_DATABASE_DIRECT_URL": "postgresql://pg/x"}
+    assert config.load(both).direct_database_url == "postgresql://pg/x"

@@ -143,7 +143,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             publish_lag=_duration(lag.publish_lag_seconds * 1e6 if relay else 0.0),
             rollup_backlog=lag.rollup_backlog,
             rollup_lag=_duration(lag.rollup_lag_seconds * 1e6),
-            leader=self._app.events.leadership.leading.is_set(),
+            leader=self._app.background is not None and self._app.background.leadership.leading.is_set(),
         )
 
     async def StreamLiveView(

@@ -102,7 +102,7 @@ class Subscriber:
         finally:
             with contextlib.suppress(*redis_tier.FAILURES):
                 async with asyncio.timeout(self._ping):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
 
     async def _listen(self, pubsub: aredis.client.PubSub) -> None:
         """Reads messages; pings when idle; a subscription or ping unanswered for `ping_seconds` is a failure."""

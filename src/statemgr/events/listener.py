@@ -37,6 +37,11 @@ class Listener:
     def add(self, callback: Wake) -> None:
         self._callbacks.append(callback)
 
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone listens: without callbacks the connection is not worth opening."""
+        return bool(self._callbacks)
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-listener")
 

@@ -18,8 +18,12 @@ Cursor = psycopg.AsyncCursor[dict[str, Any]]
 Row = dict[str, Any]
 Statement = tuple[LiteralString, Mapping[str, Any]]
 
-_BEGIN_FOR_TENANT = sql.SQL("BEGIN; SELECT set_config('app.tenant_id', {}, true)")
-_SET_TENANT: LiteralString = "SELECT set_config('app.tenant_id', %s, true)"
+# The role and the tenant are set per transaction (set_config(..., true) is SET LOCAL), never per session: so a
+# connection holds no state between transactions, which PgBouncer's transaction pooling needs (docs/scaling.md).
+# Role 'none' is the login role itself.
+_BEGIN_FOR_TENANT = sql.SQL("BEGIN; SELECT set_config('role', {}, true), set_config('app.tenant_id', {}, true)")
+_SET_SCOPE: LiteralString = "SELECT set_config('role', %s, true), set_config('app.tenant_id', %s, true)"
+_SET_ROLE: LiteralString = "SELECT set_config('role', %s, true)"
 _ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
@@ -44,24 +48,27 @@ class UnsafeRoleError(RuntimeError):
 
 
 class Database:
-    """A pool of connections running as the service role; transactions are scoped to one tenant."""
+    """A pool of connections whose transactions run as the service role, each scoped to one tenant."""
 
-    def __init__(self, url: str, role: str, min_size: int = 2, max_size: int = 10) -> None:
-        self._role = role
+    def __init__(
+        self, url: str, role: str, min_size: int = 2, max_size: int = 10, prepared_statements: bool = True
+    ) -> None:
+        self._role = role or "none"
+        # psycopg prepares a statement on its fifth run by default; PgBouncer before 1.21 cannot route those.
+        prepare: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             open=False,
-            configure=self._configure,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            kwargs={"autocommit": True, "row_factory": dict_row, **prepare},
             name="statemgr",
         )
 
     async def open(self, wait_seconds: float = 10.0) -> None:
         """Opens the pool, failing fast if PostgreSQL is unreachable or the role bypasses RLS."""
         await self.pool.open(wait=True, timeout=wait_seconds)
-        async with self.pool.connection() as conn:
+        async with self.untenanted() as conn:
             row = await (await conn.execute(_ROLE_CHECK)).fetchone()
         if row is None or row["rolsuper"] or row["rolbypassrls"]:
             raise UnsafeRoleError(f"role {self._role!r} bypasses row-level security; refusing to serve")
@@ -76,7 +83,7 @@ class Database:
         BEGIN and the tenant setting travel in one round trip (a simple-query batch; the tenant is a UUID, quoted
         as a literal by psycopg). Nested `conn.transaction()` blocks inside become savepoints.
         """
-        begin = _BEGIN_FOR_TENANT.format(sql.Literal(str(tenant_id)))
+        begin = _BEGIN_FOR_TENANT.format(sql.Literal(self._role), sql.Literal(str(tenant_id)))
         async with self.pool.connection() as conn:
             await conn.execute(begin)
             try:
@@ -116,7 +123,7 @@ class Database:
                 async with contextlib.AsyncExitStack() as pipeline:
                     await pipeline.enter_async_context(conn.pipeline())
                     await conn.execute("BEGIN")
-                    await conn.execute(_SET_TENANT, (str(tenant_id),))
+                    await conn.execute(_SET_SCOPE, (self._role, str(tenant_id)))
                     transaction = Pipelined(conn, pipeline)
                     yield transaction
                     if not transaction.committed:
@@ -130,12 +137,8 @@ class Database:
         """A transaction with no tenant set: row-level security shows it no tenant's rows. It exists for the one
         cross-tenant read, sql/0009's SECURITY DEFINER function (the cache warm-up); everything else uses `tenant`."""
         async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(_SET_ROLE, (self._role,))
             yield conn
-
-    async def _configure(self, conn: Connection) -> None:
-        # The URL may log in as an owner or superuser on a developer machine; the queries must not run as one.
-        if self._role:
-            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._role)))
 
 
 async def _rollback(conn: Connection) -> None:
