@@ -69,6 +69,7 @@ class Config:
 
     workers: int
     log_level: str = "warning"
+    environment: tuple[tuple[str, str], ...] = ()  # more STATEMGR_* settings for this server
 
 
 @dataclasses.dataclass
@@ -142,7 +143,7 @@ async def running(db: Database, config: Config) -> AsyncIterator[Server]:
     with tempfile.NamedTemporaryFile("w+b", prefix="statemgr-bench-", suffix=".log") as log:
         process = await asyncio.create_subprocess_exec(
             *command,
-            env=_environment(db, port, admin_key, config.log_level),
+            env={**_environment(db, port, admin_key, config.log_level), **dict(config.environment)},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,

@@ -5,8 +5,9 @@ everything longer (bin 256 starts near 1.2 years). A percentile is answered with
 that holds it, so it is within 4.9 % of the exact value (sqrt(1.1) - 1), or within 0.5 ms below 1 ms: "exact to
 the bin". The rank is the nearest rank, ceil(p * n), as PostgreSQL's percentile_disc.
 
-Stored form: the non-zero bins as little-endian (uint16 bin, int64 count) pairs; pairs may repeat a bin (sums of
-several rows are concatenations), and `totals` adds them up.
+Stored form: the non-zero bins as little-endian (uint16 bin, uint32 count) pairs, 6 bytes each (a bucket holds
+far fewer than 4 billion durations); pairs may repeat a bin (sums of several rows are concatenations), and `totals`
+adds them up in 64 bits.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ RATIO = 1.1
 BINS = 257
 RELATIVE_ERROR = math.sqrt(RATIO) - 1
 _LOG_RATIO = math.log(RATIO)
-PAIR = np.dtype([("bin", "<u2"), ("count", "<i8")])
+PAIR = np.dtype([("bin", "<u2"), ("count", "<u4")])
 
 
 def bin_of(microseconds: int) -> int:
@@ -40,7 +41,7 @@ def bin_value(index: int) -> float:
 
 
 def encode(counts: collections.Counter[int]) -> bytes:
-    pairs = np.array(sorted((b, n) for b, n in counts.items() if n), dtype=PAIR)
+    pairs = np.array(sorted((b, n) for b, n in counts.items() if n > 0), dtype=PAIR)
     return pairs.tobytes()
 
 

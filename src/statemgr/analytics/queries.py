@@ -92,21 +92,26 @@ async def zone(db: Database, tenant_id: uuid.UUID, requested: str) -> zoneinfo.Z
         raise InvalidArgument("time_zone", f"{name[:64]!r} is not an IANA time zone name") from None
 
 
-async def totals(conn: Connection, tenant_id: uuid.UUID, period: Period, agent: uuid.UUID | None) -> list[Totals]:
-    """Sums over the period: the tenant's (agent NIL), one agent's, or every agent's (agent None)."""
+async def tenant_totals(conn: Connection, tenant_id: uuid.UUID, period: Period) -> Totals:
+    """The tenant's sums over the period."""
+    params = {"tenant_id": tenant_id, "nil": NIL, **period.params()}
+    row = await (await conn.execute(Q["totals"], params)).fetchone()
+    return _totals(row) if row else Totals.empty(NIL)
+
+
+async def agent_totals(
+    conn: Connection, tenant_id: uuid.UUID, period: Period, agent: uuid.UUID | None
+) -> list[Totals]:
+    """Every agent's sums over the period (one agent's when given): the figures GetAgentPerformance shows."""
     params = {"tenant_id": tenant_id, "agent": agent, "nil": NIL, **period.params()}
-    rows = await (await conn.execute(Q["totals"], params)).fetchall()
+    rows = await (await conn.execute(Q["agent_totals"], params)).fetchall()
     return [_totals(row) for row in rows]
 
 
-async def tenant_totals(conn: Connection, tenant_id: uuid.UUID, period: Period) -> Totals:
-    found = await totals(conn, tenant_id, period, NIL)
-    return found[0] if found else Totals.empty(NIL)
-
-
 def _totals(row: dict[str, Any]) -> Totals:
-    counts = {name: int(row[name] or 0) for name in COUNTS}
-    hists = {name: histogram.totals([bytes(row[name] or b"")]) for name in HISTOGRAMS}
+    """Sums as a query returned them; figures the query left out are zero."""
+    counts = {name: int(row.get(name) or 0) for name in COUNTS}
+    hists = {name: histogram.totals([bytes(row.get(name) or b"")]) for name in HISTOGRAMS}
     return Totals(row["agent_id"], counts, hists)
 
 

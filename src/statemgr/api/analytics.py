@@ -102,7 +102,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         agent = validation.parse_uuid(request.agent_id, "agent_id") if request.agent_id else None
         period = await self._period(tenant_id, request.range, request.time_zone)
         async with self._db.tenant(tenant_id) as conn:
-            found = await queries.totals(conn, tenant_id, period, agent)
+            found = await queries.agent_totals(conn, tenant_id, period, agent)
         found.sort(key=lambda t: str(t.agent_id))
         return pb.GetAgentPerformanceResponse(range=_range(period), agents=[_agent(t) for t in found])
 
@@ -156,10 +156,14 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 view = await queries.live(self._db, tenant_id)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 raise Unavailable("the live figures cannot be read now; retry") from exc
-            shown = (tuple(sorted(view.open_by_state.items())), view.oldest_waiting, view.messages_last_minute)
+            update = _live(view)
+            # The longest wait counts in whole seconds: while someone waits the dashboard hears about it every
+            # second; otherwise only changes are sent.
+            counts = tuple((s.state, s.count) for s in update.open_conversations)
+            shown = (counts, update.waiting, update.oldest_waiting_age.seconds, update.messages_last_minute)
             if shown != last:
                 last = shown
-                yield _live(view)
+                yield update
             await asyncio.sleep(self._app.settings.analytics_live_seconds)
 
     async def _period(self, tenant_id: uuid.UUID, range_: pb.TimeRange, time_zone: str) -> Period:

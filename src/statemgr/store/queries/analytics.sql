@@ -164,8 +164,8 @@ DELETE FROM analytics_cursors WHERE tenant_id = %(tenant_id)s
 -- (statemgr.analytics.periods), so a 90-day period sums about 130 rows instead of 2160.
 
 -- name: totals
--- Sums over the period of the tenant's rows (agent = the nil UUID), one agent's, or every agent's (agent NULL),
--- one row per agent; histograms as the concatenation of their stored pairs (statemgr.analytics.histogram).
+-- Sums over the period of the tenant's own rows (agent = the nil UUID); histograms as the concatenation of their
+-- stored pairs (statemgr.analytics.histogram).
 SELECT agent_id,
        sum(opened)::bigint AS opened,
        sum(closed)::bigint AS closed,
@@ -199,7 +199,29 @@ FROM analytics_rollups
 WHERE tenant_id = %(tenant_id)s
   AND ((grain = 'h' AND ((bucket >= %(start)s AND bucket < %(day_start)s) OR (bucket >= %(day_end)s AND bucket < %(end)s)))
        OR (grain = 'd' AND bucket >= %(day_start)s AND bucket < %(day_end)s))
-  AND (agent_id = %(agent)s::uuid OR (%(agent)s::uuid IS NULL AND agent_id <> %(nil)s::uuid))
+  AND agent_id = %(nil)s::uuid
+GROUP BY agent_id
+
+-- name: agent_totals
+-- As totals, for GetAgentPerformance: only the figures it shows, one row per agent (all, or one).
+SELECT agent_id,
+       sum(closed)::bigint AS closed,
+       sum(outbound)::bigint AS outbound,
+       sum(transfers_in)::bigint AS transfers_in,
+       sum(transfers_out)::bigint AS transfers_out,
+       sum(assigned)::bigint AS assigned,
+       sum(late_replies)::bigint AS late_replies,
+       sum(first_response_n)::bigint AS first_response_n,
+       sum(first_response_us)::bigint AS first_response_us,
+       sum(response_n)::bigint AS response_n,
+       sum(response_us)::bigint AS response_us,
+       string_agg(first_response_h, ''::bytea) AS first_response_h,
+       string_agg(response_h, ''::bytea) AS response_h
+FROM analytics_rollups
+WHERE tenant_id = %(tenant_id)s
+  AND ((grain = 'h' AND ((bucket >= %(start)s AND bucket < %(day_start)s) OR (bucket >= %(day_end)s AND bucket < %(end)s)))
+       OR (grain = 'd' AND bucket >= %(day_start)s AND bucket < %(day_end)s))
+  AND agent_id <> %(nil)s::uuid AND (%(agent)s::uuid IS NULL OR agent_id = %(agent)s::uuid)
 GROUP BY agent_id
 
 -- name: error_codes
