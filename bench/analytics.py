@@ -102,10 +102,18 @@ class Rows:
             day_hists.setdefault(name, []).append(blob)
 
     def finish_days(self) -> None:
+        """Writes the day rows (sums of their hours) and the week rows (sums of their days, Monday first)."""
+        weeks: dict[tuple[dt.datetime, uuid.UUID], tuple[dict[str, int], dict[str, list[bytes]]]] = {}
         for (day, agent), (counts, blobs) in self.days.items():
-            totals = {name: histogram.totals(parts) for name, parts in blobs.items()}
-            hists = {name: _pairs(values) for name, values in totals.items()}
+            hists = {name: _pairs(histogram.totals(parts)) for name, parts in blobs.items()}
             self._write("d", day, agent, counts, hists)
+            week_counts, week_hists = weeks.setdefault((day - dt.timedelta(days=day.weekday()), agent), ({}, {}))
+            for name, value in counts.items():
+                week_counts[name] = week_counts.get(name, 0) + value
+            for name, blob in hists.items():
+                week_hists.setdefault(name, []).append(blob)
+        for (week, agent), (counts, blobs) in weeks.items():
+            self._write("w", week, agent, counts, {n: _pairs(histogram.totals(p)) for n, p in blobs.items()})
 
     def _write(
         self, grain: str, bucket: dt.datetime, agent: uuid.UUID, counts: dict[str, int], hists: dict[str, bytes]
@@ -194,12 +202,15 @@ def _agent_rows(
 
 
 def _day_sets(hourly: Sets) -> Sets:
-    days: dict[dt.datetime, tuple[BitMap, BitMap]] = {}
+    """The customer sets of days and weeks: unions of their hours'."""
+    merged: dict[tuple[str, dt.datetime], tuple[BitMap, BitMap]] = {}
     for _, hour, active, created in hourly:
-        a, c = days.setdefault(hour.replace(hour=0), (BitMap(), BitMap()))
-        a |= BitMap.deserialize(active)
-        c |= BitMap.deserialize(created)
-    return [("d", day, a.serialize(), c.serialize()) for day, (a, c) in days.items()]
+        day = hour.replace(hour=0)
+        for key in (("d", day), ("w", day - dt.timedelta(days=day.weekday()))):
+            a, c = merged.setdefault(key, (BitMap(), BitMap()))
+            a |= BitMap.deserialize(active)
+            c |= BitMap.deserialize(created)
+    return [(grain, bucket, a.serialize(), c.serialize()) for (grain, bucket), (a, c) in merged.items()]
 
 
 async def load(url: str, tenant_id: str, end: dt.datetime) -> tuple[int, float]:

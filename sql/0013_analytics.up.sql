@@ -17,12 +17,13 @@ CREATE TABLE analytics_cursors (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Sums per bucket: grain 'h' (an hour) and 'd' (a UTC day, the same events again, so that a long range sums few
--- rows), per tenant (agent_id = the nil UUID) and per agent. Durations are kept as a count, a sum in microseconds
+-- Sums per bucket: grain 'h' (an hour), 'd' (a UTC day) and 'w' (a UTC week from Monday): the same events in each,
+-- so that a long range sums few rows (statemgr/analytics/periods.py), per tenant (agent_id = the nil UUID) and per
+-- agent. Durations are kept as a count, a sum in microseconds
 -- and a histogram (statemgr/analytics/histogram.py: sparse pairs of fixed log-scale bins, mergeable by addition).
 CREATE TABLE analytics_rollups (
     tenant_id uuid NOT NULL,
-    grain "char" NOT NULL CHECK (grain IN ('h', 'd')),
+    grain "char" NOT NULL CHECK (grain IN ('h', 'd', 'w')),
     bucket timestamptz NOT NULL,
     agent_id uuid NOT NULL,
     opened bigint NOT NULL DEFAULT 0,
@@ -59,7 +60,7 @@ CREATE TABLE analytics_rollups (
 -- Failed outbound messages by provider error code, per bucket of the message's recording (see analytics_rollups).
 CREATE TABLE analytics_error_codes (
     tenant_id uuid NOT NULL,
-    grain "char" NOT NULL CHECK (grain IN ('h', 'd')),
+    grain "char" NOT NULL CHECK (grain IN ('h', 'd', 'w')),
     bucket timestamptz NOT NULL,
     error_code text NOT NULL,
     failed bigint NOT NULL,
@@ -70,7 +71,7 @@ CREATE TABLE analytics_error_codes (
 -- distinct customers over any range are exact (a union of the range's bitmaps).
 CREATE TABLE analytics_customer_sets (
     tenant_id uuid NOT NULL,
-    grain "char" NOT NULL CHECK (grain IN ('h', 'd')),
+    grain "char" NOT NULL CHECK (grain IN ('h', 'd', 'w')),
     bucket timestamptz NOT NULL,
     active bytea NOT NULL,
     created bytea NOT NULL,

@@ -46,13 +46,23 @@ def test_bins_cover_the_whole_range() -> None:
     assert histogram.bin_of(10**18) == histogram.BINS - 1
 
 
-def test_a_period_is_rounded_to_whole_hours_and_split_into_days_and_edge_hours() -> None:
+def at(day: int, hour: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 10, day, hour, tzinfo=dt.UTC)
+
+
+def test_a_period_is_rounded_to_whole_hours_and_split_into_weeks_days_and_edge_hours() -> None:
     p = periods.period(T, T + dt.timedelta(days=3, minutes=10), UTC)
-    assert (p.start, p.end) == (T.replace(minute=0), T.replace(minute=0) + dt.timedelta(days=3, hours=1))
-    assert p.day_start == dt.datetime(2026, 10, 25, tzinfo=dt.UTC)
-    assert p.day_end == dt.datetime(2026, 10, 27, tzinfo=dt.UTC)
-    short = periods.period(T, T + dt.timedelta(hours=5), UTC)
-    assert short.day_start == short.day_end == short.end  # no whole day: hours only
+    assert (p.start, p.end) == (at(24, 22), at(27, 23))
+    assert p.pieces() == [("h", at(24, 22), at(25)), ("d", at(25), at(27)), ("h", at(27), at(27, 23))]
+    long = periods.period(at(1, 5), at(30, 7), UTC)  # October 5th 2026 is a Monday
+    assert long.pieces() == [
+        ("h", at(1, 5), at(2)),
+        ("d", at(2), at(5)),
+        ("w", at(5), at(26)),
+        ("d", at(26), at(30)),
+        ("h", at(30), at(30, 7)),
+    ]
+    assert periods.period(T, T + dt.timedelta(hours=5), UTC).pieces() == [("h", at(24, 22), at(25, 4))]
 
 
 @pytest.mark.parametrize(

@@ -16,18 +16,23 @@ def test_a_worker_runs_no_background_duty_and_listens_for_its_subscribers() -> N
 
 def test_the_background_process_relays_and_prunes_and_serves_no_stream() -> None:
     app = App.build(Settings(amqp_url=AMQP), Role.BACKGROUND)
-    assert app.background is not None and set(app.background.duties) == {"event-relay", "event-pruner"}
+    assert app.background is not None and set(app.background.duties) == {"event-relay", "event-pruner", "analytics-rollups"}
     assert app.events.dispatcher is None
     assert app.events.listener.wanted  # the relay's wake-ups
 
 
 def test_without_rabbitmq_there_is_no_relay_and_nothing_to_listen_for_in_the_background() -> None:
     app = App.build(Settings(amqp_url=""), Role.BACKGROUND)
-    assert app.background is not None and set(app.background.duties) == {"event-pruner"}
+    assert app.background is not None and set(app.background.duties) == {"event-pruner", "analytics-rollups"}
     assert not app.events.listener.wanted
 
 
 def test_one_process_can_do_everything() -> None:
     app = App.build(Settings(amqp_url=AMQP))
-    assert app.background is not None and set(app.background.duties) == {"event-relay", "event-pruner"}
+    assert app.background is not None and set(app.background.duties) == {"event-relay", "event-pruner", "analytics-rollups"}
     assert app.events.dispatcher is not None
+
+
+def test_the_rollup_consumer_can_be_switched_off() -> None:
+    app = App.build(Settings(amqp_url="", analytics_enabled=False), Role.BACKGROUND)
+    assert app.background is not None and set(app.background.duties) == {"event-pruner"}

@@ -17,7 +17,6 @@ from typing import Any
 from statemgr.analytics import histogram
 
 NIL = uuid.UUID(int=0)  # the agent_id of a tenant's own rows
-GRAINS = ("h", "d")
 WINDOW = dt.timedelta(hours=24)
 RECENT = dt.timedelta(minutes=5)  # the live view's "messages per second" rows are kept this long
 
@@ -33,10 +32,11 @@ Key = tuple[str, dt.datetime, uuid.UUID]  # grain, bucket start, agent (NIL for 
 
 
 def buckets(at: dt.datetime) -> list[tuple[str, dt.datetime]]:
-    """The hour and the UTC day `at` falls in."""
+    """The hour, the UTC day and the UTC week (from Monday) `at` falls in."""
     at = at.astimezone(dt.UTC)
     hour = at.replace(minute=0, second=0, microsecond=0)
-    return [("h", hour), ("d", hour.replace(hour=0))]
+    day = hour.replace(hour=0)
+    return [("h", hour), ("d", day), ("w", day - dt.timedelta(days=day.weekday()))]
 
 
 def micros(delta: dt.timedelta) -> int:

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
+from typing import Any
 
 from statemgr.domain.errors import InvalidArgument
 
@@ -14,6 +15,8 @@ MAX_PERIOD = dt.timedelta(days=400)
 MAX_BUCKETS = 10_000
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
+WEEK = dt.timedelta(days=7)
+GRAINS = ("w", "d", "h")  # the rollups' bucket sizes, coarsest first: a UTC week from Monday, a UTC day, an hour
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -24,20 +27,15 @@ class Period:
     end: dt.datetime
     zone: zoneinfo.ZoneInfo
 
-    @property
-    def day_start(self) -> dt.datetime:
-        """The first UTC midnight at or after start, when whole days fit in the period; else end."""
-        first = _midnight(self.start + DAY - HOUR)
-        return first if first + DAY <= self.end else self.end
+    def pieces(self) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        """The period as whole UTC weeks (from Monday), whole UTC days and hours: (grain, from, to), at most five,
+        so that a 90-day period sums about sixty rollup rows instead of 2160."""
+        return _pieces(self.start, self.end, GRAINS)
 
-    @property
-    def day_end(self) -> dt.datetime:
-        last = _midnight(self.end)
-        return last if self.day_start < last else self.end
-
-    def params(self) -> dict[str, dt.datetime]:
-        """The bounds the named queries read (see analytics.sql)."""
-        return {"start": self.start, "end": self.end, "day_start": self.day_start, "day_end": self.day_end}
+    def params(self) -> dict[str, list[Any]]:
+        """The pieces as the arrays the named queries read (see analytics.sql)."""
+        pieces = self.pieces()
+        return {"grains": [p[0] for p in pieces], "froms": [p[1] for p in pieces], "tos": [p[2] for p in pieces]}
 
 
 def period(start: dt.datetime, end: dt.datetime, zone: zoneinfo.ZoneInfo) -> Period:
@@ -85,6 +83,28 @@ def _local_midnights(period: Period, weekly: bool) -> Iterator[dt.datetime]:
         if midnight > period.start and (not weekly or day.weekday() == 0):
             yield midnight
         day += DAY
+
+
+def _pieces(
+    start: dt.datetime, end: dt.datetime, grains: tuple[str, ...]
+) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    grain, finer = grains[0], grains[1:]
+    if not finer:
+        return [(grain, start, end)] if start < end else []
+    inner_start, inner_end = _ceil(start, grain), _floor(end, grain)
+    if inner_start >= inner_end:
+        return _pieces(start, end, finer)
+    return [*_pieces(start, inner_start, finer), (grain, inner_start, inner_end), *_pieces(inner_end, end, finer)]
+
+
+def _floor(at: dt.datetime, grain: str) -> dt.datetime:
+    midnight = _midnight(at)
+    return midnight - dt.timedelta(days=midnight.weekday()) if grain == "w" else midnight
+
+
+def _ceil(at: dt.datetime, grain: str) -> dt.datetime:
+    floor = _floor(at, grain)
+    return floor if floor == at else floor + (WEEK if grain == "w" else DAY)
 
 
 def _hour(at: dt.datetime) -> dt.datetime:

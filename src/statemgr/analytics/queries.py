@@ -99,9 +99,7 @@ async def tenant_totals(conn: Connection, tenant_id: uuid.UUID, period: Period) 
     return _totals(row) if row else Totals.empty(NIL)
 
 
-async def agent_totals(
-    conn: Connection, tenant_id: uuid.UUID, period: Period, agent: uuid.UUID | None
-) -> list[Totals]:
+async def agent_totals(conn: Connection, tenant_id: uuid.UUID, period: Period, agent: uuid.UUID | None) -> list[Totals]:
     """Every agent's sums over the period (one agent's when given): the figures GetAgentPerformance shows."""
     params = {"tenant_id": tenant_id, "agent": agent, "nil": NIL, **period.params()}
     rows = await (await conn.execute(Q["agent_totals"], params)).fetchall()

@@ -159,9 +159,9 @@ WITH a AS (DELETE FROM analytics_rollups WHERE tenant_id = %(tenant_id)s),
      h AS (DELETE FROM analytics_recent WHERE tenant_id = %(tenant_id)s)
 DELETE FROM analytics_cursors WHERE tenant_id = %(tenant_id)s
 
--- The reads of AnalyticsService (service role, the caller's tenant). A period [start, end) in whole hours is read as
--- the UTC days inside it [day_start, day_end) from the 'd' rows and the hours outside them from the 'h' rows
--- (statemgr.analytics.periods), so a 90-day period sums about 130 rows instead of 2160.
+-- The reads of AnalyticsService (service role, the caller's tenant). A period in whole hours is read as its pieces
+-- (statemgr.analytics.periods.Period.pieces): its whole UTC weeks from the 'w' rows, the whole days around them from
+-- the 'd' rows and the hours at its edges from the 'h' rows, so a 90-day period sums about 60 rows, not 2160.
 
 -- name: totals
 -- Sums over the period of the tenant's own rows (agent = the nil UUID); histograms as the concatenation of their
@@ -195,10 +195,9 @@ SELECT agent_id,
        string_agg(response_h, ''::bytea) AS response_h,
        string_agg(to_delivered_h, ''::bytea) AS to_delivered_h,
        string_agg(to_read_h, ''::bytea) AS to_read_h
-FROM analytics_rollups
+FROM analytics_rollups JOIN unnest(%(grains)s::"char"[], %(froms)s::timestamptz[], %(tos)s::timestamptz[])
+    AS p (piece, f, t) ON grain = p.piece AND bucket >= p.f AND bucket < p.t
 WHERE tenant_id = %(tenant_id)s
-  AND ((grain = 'h' AND ((bucket >= %(start)s AND bucket < %(day_start)s) OR (bucket >= %(day_end)s AND bucket < %(end)s)))
-       OR (grain = 'd' AND bucket >= %(day_start)s AND bucket < %(day_end)s))
   AND agent_id = %(nil)s::uuid
 GROUP BY agent_id
 
@@ -217,29 +216,27 @@ SELECT agent_id,
        sum(response_us)::bigint AS response_us,
        string_agg(first_response_h, ''::bytea) AS first_response_h,
        string_agg(response_h, ''::bytea) AS response_h
-FROM analytics_rollups
+FROM analytics_rollups JOIN unnest(%(grains)s::"char"[], %(froms)s::timestamptz[], %(tos)s::timestamptz[])
+    AS p (piece, f, t) ON grain = p.piece AND bucket >= p.f AND bucket < p.t
 WHERE tenant_id = %(tenant_id)s
-  AND ((grain = 'h' AND ((bucket >= %(start)s AND bucket < %(day_start)s) OR (bucket >= %(day_end)s AND bucket < %(end)s)))
-       OR (grain = 'd' AND bucket >= %(day_start)s AND bucket < %(day_end)s))
   AND agent_id <> %(nil)s::uuid AND (%(agent)s::uuid IS NULL OR agent_id = %(agent)s::uuid)
 GROUP BY agent_id
 
 -- name: error_codes
 SELECT error_code, sum(failed)::bigint AS failed
-FROM analytics_error_codes
+FROM analytics_error_codes JOIN unnest(%(grains)s::"char"[], %(froms)s::timestamptz[], %(tos)s::timestamptz[])
+    AS p (piece, f, t) ON grain = p.piece AND bucket >= p.f AND bucket < p.t
 WHERE tenant_id = %(tenant_id)s
-  AND ((grain = 'h' AND ((bucket >= %(start)s AND bucket < %(day_start)s) OR (bucket >= %(day_end)s AND bucket < %(end)s)))
-       OR (grain = 'd' AND bucket >= %(day_start)s AND bucket < %(day_end)s))
 GROUP BY error_code
 HAVING sum(failed) > 0
 ORDER BY sum(failed) DESC, error_code
 LIMIT %(limit)s
 
 -- name: customer_sets
-SELECT active, created FROM analytics_customer_sets
+SELECT active, created
+FROM analytics_customer_sets JOIN unnest(%(grains)s::"char"[], %(froms)s::timestamptz[], %(tos)s::timestamptz[])
+    AS p (piece, f, t) ON grain = p.piece AND bucket >= p.f AND bucket < p.t
 WHERE tenant_id = %(tenant_id)s
-  AND ((grain = 'h' AND ((bucket >= %(start)s AND bucket < %(day_start)s) OR (bucket >= %(day_end)s AND bucket < %(end)s)))
-       OR (grain = 'd' AND bucket >= %(day_start)s AND bucket < %(day_end)s))
 
 -- name: volume
 -- The tenant's hourly rows of the period, summed per bucket: width_bucket numbers them by the bucket starts given.
