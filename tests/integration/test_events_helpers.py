@@ -172,10 +172,11 @@ def assert_exactly_once_in_order(received: list[str], written: dict[Any, list[st
 class AmqpQueue:
     """A test queue bound to the relay's exchange (both with random names), consumed with pika."""
 
-    def __init__(self, url: str, exchange: str, binding: str = "#") -> None:
+    def __init__(self, url: str, exchange: str, binding: str = "#", arguments: dict[str, Any] | None = None) -> None:
         self.url = url
         self.exchange = exchange
         self.binding = binding
+        self.arguments = arguments
         self.name = f"statemgr.test.{uuid.uuid4().hex[:10]}"
         self.messages: list[tuple[str, str, bytes]] = []  # (message_id, routing key, body)
         self.properties: list[pika.BasicProperties] = []
@@ -184,7 +185,7 @@ class AmqpQueue:
         with contextlib.closing(pika.BlockingConnection(pika.URLParameters(self.url))) as conn:
             channel = conn.channel()
             channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
-            channel.queue_declare(self.name, durable=True)
+            channel.queue_declare(self.name, durable=True, arguments=self.arguments)
             channel.queue_bind(self.name, self.exchange, routing_key=self.binding)
 
     def drain(self, expected: set[str], timeout: float) -> set[str]:
