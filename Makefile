@@ -5,7 +5,7 @@ PROTOS := $(sort $(shell find proto -name "*.proto"))
 STAMP := .venv/.installed
 export STATEMGR_ADMIN_KEY ?= dev-admin-key
 
-.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench
+.PHONY: setup gen check-gen buf-lint lint-py lint test unit serve migrate bench bench-cache-fresh bench-archive
 
 setup: $(STAMP)  ## the virtualenv with the package and its dev tools, and buf from npm
 
@@ -51,3 +51,9 @@ serve: migrate  ## migrate the database (created if missing), then serve on STAT
 
 bench: $(STAMP)  ## statemgr (servers it starts itself) vs its targets and the floor of this machine; writes bench/RESULTS.md
 	$(PY) -m bench
+
+bench-cache-fresh: $(STAMP)  ## cached lookups with and without read-after-write across processes; writes bench/CACHE_FRESH.md
+	$(PY) -m bench.cache_fresh
+
+bench-archive: $(STAMP)  ## the retention job's archive throughput and the hot path's p95 while it runs (docs/retention.md)
+	$(PY) -m bench.archive

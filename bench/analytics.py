@@ -370,7 +370,7 @@ def _uptime() -> str:
 @contextlib.asynccontextmanager
 async def _server(db: statemgr_server.Database, consumer: bool) -> AsyncIterator[statemgr_server.Server]:
     environment = (("STATEMGR_ANALYTICS_ENABLED", "true" if consumer else "false"),)
-    async with statemgr_server.running(db, statemgr_server.Config(workers=2, environment=environment)) as server:
+    async with statemgr_server.running(db, statemgr_server.Config(workers=2, env=environment)) as server:
         yield server
 
 

@@ -178,7 +178,7 @@ def _probe(conn: psycopg.AsyncConnection[tuple[object, ...]], server_pid: int) -
 
     async def probe() -> Usage:
         backends = await procfs.backend_pids(conn, floordb.DATABASE)
-        return procfs.cpu_seconds([server_pid]), procfs.cpu_seconds(backends)
+        return Usage(procfs.cpu_seconds([server_pid]), procfs.cpu_seconds(backends))
 
     return probe
 
@@ -228,7 +228,7 @@ async def _enter(
 
 def _redis_probe(pid: int) -> Probe:
     async def probe() -> Usage:
-        return procfs.cpu_seconds([pid]), None
+        return Usage(procfs.cpu_seconds([pid]))
 
     return probe
 

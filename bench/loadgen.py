@@ -24,9 +24,28 @@ if TYPE_CHECKING:
     from bench.targets import Target
 
 Call = Callable[[int], Awaitable[None]]
-# The CPU seconds used so far by the processes a case exercises: (server processes, PostgreSQL backends); either
-# is None when unknown. Read before and after each run, outside the timed window.
-Usage = tuple[float | None, float | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """Counters of the processes a case exercises, read before and after each run, outside the timed window: CPU
+    seconds so far of the processes that answer calls, of the PostgreSQL backends, of the background process (the
+    relay and the other duties), and the events it has published; each None when unknown."""
+
+    server: float | None = None
+    pg: float | None = None
+    background: float | None = None
+    events: float | None = None
+
+    def since(self, before: Usage) -> Usage:
+        """What was used between ``before`` and this reading."""
+
+        def delta(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else b - a
+
+        return Usage(*(delta(getattr(before, f.name), getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+
 Probe = Callable[[], Awaitable[Usage]]
 DEFAULT_RATE = 500.0
 MODES = ("open", "closed")
@@ -98,6 +117,8 @@ class Result:
     server_cpu_s: float | None = None
     pg_cpu_s: float | None = None
     machine_cpu_s: float | None = None
+    background_cpu_s: float | None = None  # the background process: relay, pruner (statemgr serve's parent)
+    events: float | None = None  # events the relay published meanwhile
 
     @property
     def rest_cpu_s(self) -> float | None:
@@ -105,7 +126,7 @@ class Result:
         and Redis's own work, the kernel."""
         if self.machine_cpu_s is None:
             return None
-        ours = self.client_cpu_s + (self.server_cpu_s or 0.0) + (self.pg_cpu_s or 0.0)
+        ours = self.client_cpu_s + (self.server_cpu_s or 0.0) + (self.pg_cpu_s or 0.0) + (self.background_cpu_s or 0.0)
         return max(0.0, self.machine_cpu_s - ours)
 
     @property
@@ -228,7 +249,7 @@ async def run_closed(name: str, call: Call, concurrency: int, duration_s: float)
 
 async def _run(case: Case, mode: str, plan: Plan) -> Result:
     """One run in one mode, with the CPU time the generator, the server and PostgreSQL spent on it."""
-    before = await case.probe() if case.probe else (None, None)
+    before = await case.probe() if case.probe else Usage()
     machine = procfs.machine_busy_seconds()
     cpu = time.process_time()
     if mode == "open":
@@ -238,10 +259,17 @@ async def _run(case: Case, mode: str, plan: Plan) -> Result:
         result = await run_closed(case.name, case.call, plan.concurrency, plan.duration_s)
     cpu = time.process_time() - cpu
     machine_after = procfs.machine_busy_seconds()
-    after = await case.probe() if case.probe else (None, None)
-    server, pg = (None if a is None or b is None else b - a for a, b in zip(before, after, strict=True))
+    used = (await case.probe() if case.probe else Usage()).since(before)
     busy = None if machine is None or machine_after is None else machine_after - machine
-    return dataclasses.replace(result, client_cpu_s=cpu, server_cpu_s=server, pg_cpu_s=pg, machine_cpu_s=busy)
+    return dataclasses.replace(
+        result,
+        client_cpu_s=cpu,
+        server_cpu_s=used.server,
+        pg_cpu_s=used.pg,
+        machine_cpu_s=busy,
+        background_cpu_s=used.background,
+        events=used.events,
+    )
 
 
 async def measure(case: Case, plan: Plan) -> list[Result]:

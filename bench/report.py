@@ -43,9 +43,15 @@ CPU_HEADERS = (
     "gen cpu",
     "srv cpu",
     "srv ms/call",
+    "bg cpu",
+    "bg ms/call",
+    "events/call",
+    "relay ms/event",
+    "srv+bg ms/call",
     "pg cpu",
     "pg ms/call",
     "rest cpu",
+    "ceiling/s",
 )
 MEMORY_HEADERS = ("process", "pid", "RSS MB", "target", "met?")
 
@@ -163,12 +169,27 @@ def _cpu_rows(run: Run) -> list[tuple[str, ...]]:
             _share(r.client_cpu_s, r),
             _share(r.server_cpu_s, r),
             _per_call(r.server_cpu_s, r),
+            _share(r.background_cpu_s, r),
+            _per_call(r.background_cpu_s, r),
+            f"{r.events / r.ok:.2f}" if r.events is not None and r.ok else "",
+            f"{r.background_cpu_s * 1000 / r.events:.3f}" if r.background_cpu_s is not None and r.events else "",
+            "" if (both := targets.server_ms_per_call(r)) is None else f"{both:.3f}",
             _share(r.pg_cpu_s, r),
             _per_call(r.pg_cpu_s, r),
             _share(r.rest_cpu_s, r),
+            _ceiling(r),
         )
         for r in ordered(run)
     ]
+
+
+def _ceiling(r: Result) -> str:
+    """The calls per second this machine's cores could carry if the generator, the server (background included)
+    and PostgreSQL had them to themselves, at this case's CPU per call: what more workers could reach at most."""
+    if r.server_cpu_s is None or r.pg_cpu_s is None or not r.ok:
+        return ""
+    own = r.client_cpu_s + r.server_cpu_s + (r.background_cpu_s or 0.0) + r.pg_cpu_s
+    return f"{(os.cpu_count() or 1) * r.ok / own:,.0f}" if own > 0 else ""
 
 
 def _memory_rows(run: Run) -> list[tuple[str, ...]]:
@@ -320,9 +341,13 @@ def markdown(run: Run) -> str:
     out += ["## CPU time", "", _markdown(CPU_HEADERS, _cpu_rows(run), _CPU_TEXT), ""]
     out += [
         "CPU time during each point, from /proc: gen = this load generator; srv = the serving processes (the floor",
-        "server, Redis for redis-get, or statemgr's workers); pg = the PostgreSQL backends of the case's database;",
+        "server, Redis for redis-get, or statemgr's gRPC workers); bg = statemgr's background process (the relay,",
+        "the pruner); events/call = events the relay published per call; relay ms/event = bg CPU per event published;",
+        "srv+bg ms/call = the server's whole CPU per call; pg = the PostgreSQL backends of the case's database;",
         "rest = the rest of the machine meanwhile (other processes such as other test runs, PostgreSQL's WAL",
         f"writer, Redis, the kernel). 100% is one core (of {os.cpu_count()}); ms/call divides by the successful calls.",
+        "ceiling/s = the cores divided by gen + srv + bg + pg CPU per call: the most calls per second this machine",
+        "could carry with nothing else running, however many workers (two workers beat one by at most that much).",
         "",
     ]
     if run.memory:

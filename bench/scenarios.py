@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -38,10 +39,13 @@ _Stub = TypeVar("_Stub")
 _T = TypeVar("_T")
 
 RPC_TIMEOUT_S = 10.0
-LOOKUP_CONVERSATIONS = 100
-TRACKING_CONVERSATIONS = 20
+LOOKUP_CONVERSATIONS = 100  # the stripped diagnostic: every id stays in the in-process tier
+SPREAD_CONVERSATIONS = 5_000  # production: lookups spread over as many conversations as a busy tenant has open
+HOT_CONVERSATIONS = 50  # the skewed mix: HOT_SHARE of the lookups go to these, the rest spread over all
+HOT_SHARE = 0.8
+TRACKING_CONVERSATIONS = 500
 INBOUND_CUSTOMERS = 50
-SETUP_CONCURRENCY = 16
+SETUP_CONCURRENCY = 32
 STATUSES = (message_pb2.MESSAGE_STATUS_SENT, message_pb2.MESSAGE_STATUS_DELIVERED, message_pb2.MESSAGE_STATUS_READ)
 
 
@@ -118,7 +122,7 @@ async def new_tenant(ctx: Context) -> Metadata:
     return _bearer(key.secret)
 
 
-async def _create_conversations(
+async def create_conversations(
     stub: conversation_service_pb2_grpc.ConversationServiceStub, metadata: Metadata, prefix: str, count: int
 ) -> list[conversation_pb2.Conversation]:
     async def create(n: int) -> conversation_pb2.Conversation:
@@ -161,21 +165,60 @@ async def create_conversation(ctx: Context) -> Call:
     return call
 
 
-async def lookup_conversation(ctx: Context) -> Call:
-    """LookupConversation by WhatsApp id, round-robin over 100 conversations made in setup (the cached path)."""
+async def _lookups(ctx: Context, count: int, order: Callable[[int], list[int]]) -> Call:
+    """LookupConversation by WhatsApp id over ``count`` conversations made in setup and looked up once there (so
+    the measured calls are cache hits), the n-th call asking for conversation ``order(count)[n % len(...)]``."""
     metadata = await new_tenant(ctx)
     stubs = _stubs(conversation_service_pb2_grpc.ConversationServiceStub, ctx)
-    made = await _create_conversations(stubs[0], metadata, uuid.uuid4().hex[:12], LOOKUP_CONVERSATIONS)
+    made = await create_conversations(stubs[0], metadata, uuid.uuid4().hex[:12], count)
     requests = [
         conversation_service_pb2.LookupConversationRequest(whatsapp_conversation_id=c.whatsapp_conversation_id)
         for c in made
     ]
 
+    async def prime(n: int) -> bool:
+        await stubs[n % len(stubs)].LookupConversation(requests[n], metadata=metadata, timeout=RPC_TIMEOUT_S)
+        return True
+
+    await _gather_limited(len(requests), prime)
+    sequence = [requests[n] for n in order(len(requests))]
+    counter = itertools.count()
+
     async def call(i: int) -> None:
         stub = stubs[i % len(stubs)]
-        await stub.LookupConversation(requests[i % len(requests)], metadata=metadata, timeout=RPC_TIMEOUT_S)
+        request = sequence[next(counter) % len(sequence)]
+        await stub.LookupConversation(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
 
     return call
+
+
+def _round_robin(count: int) -> list[int]:
+    return list(range(count))
+
+
+def _skewed(count: int) -> list[int]:
+    """HOT_SHARE of the calls on the first HOT_CONVERSATIONS, the rest uniform over all; fixed seed."""
+    pick = random.Random(13)
+    return [
+        pick.randrange(HOT_CONVERSATIONS) if pick.random() < HOT_SHARE else pick.randrange(count)
+        for _ in range(100_000)
+    ]
+
+
+async def lookup_conversation(ctx: Context) -> Call:
+    """LookupConversation by WhatsApp id, round-robin over 100 conversations made in setup (the in-process tier)."""
+    return await _lookups(ctx, LOOKUP_CONVERSATIONS, _round_robin)
+
+
+async def lookup_spread(ctx: Context) -> Call:
+    """LookupConversation by WhatsApp id, round-robin over 5,000 conversations made in setup: each is asked for
+    again only after 5,000 other calls, so at production rates most answers come from Redis, not the process."""
+    return await _lookups(ctx, SPREAD_CONVERSATIONS, _round_robin)
+
+
+async def lookup_skewed(ctx: Context) -> Call:
+    """LookupConversation by WhatsApp id over 5,000 conversations, 80% of the calls on 50 of them."""
+    return await _lookups(ctx, SPREAD_CONVERSATIONS, _skewed)
 
 
 def _outbound(conversation_id: str, wamid: str) -> message_service_pb2.RecordMessageRequest:
@@ -196,7 +239,7 @@ async def update_message_status(ctx: Context) -> Call:
     conversations = _stub(conversation_service_pb2_grpc.ConversationServiceStub, ctx.channels[0])
     stubs = _stubs(message_service_pb2_grpc.MessageServiceStub, ctx)
     prefix = uuid.uuid4().hex[:12]
-    made = await _create_conversations(conversations, metadata, prefix, TRACKING_CONVERSATIONS)
+    made = await create_conversations(conversations, metadata, prefix, TRACKING_CONVERSATIONS)
     count = max(1, -(-ctx.calls // len(STATUSES)))
 
     async def record(n: int) -> str:
@@ -227,7 +270,7 @@ async def message_tracking(ctx: Context) -> Call:
     conversations = _stub(conversation_service_pb2_grpc.ConversationServiceStub, ctx.channels[0])
     stubs = _stubs(message_service_pb2_grpc.MessageServiceStub, ctx)
     prefix = uuid.uuid4().hex[:12]
-    made = await _create_conversations(conversations, metadata, prefix, TRACKING_CONVERSATIONS)
+    made = await create_conversations(conversations, metadata, prefix, TRACKING_CONVERSATIONS)
     counter = itertools.count()
 
     async def call(i: int) -> None:
@@ -263,6 +306,27 @@ async def resolve_inbound(ctx: Context) -> Call:
     return call
 
 
+async def resolve_inbound_new(ctx: Context) -> Call:
+    """ResolveInbound from a new customer on every call: the customer, the conversation and the message are all
+    created, as for the first message of a contact."""
+    metadata = await new_tenant(ctx)
+    stubs = _stubs(integration_service_pb2_grpc.IntegrationServiceStub, ctx)
+    prefix = uuid.uuid4().hex[:12]
+    counter = itertools.count()
+
+    async def call(i: int) -> None:
+        n = next(counter)
+        request = integration_service_pb2.ResolveInboundRequest(
+            whatsapp_id=f"4479{n:08d}",
+            customer_name=f"Bench Customer {n}",
+            whatsapp_message_id=f"wamid.{prefix}.{n}",
+            content="Hello, where is my order?",
+        )
+        await stubs[i % len(stubs)].ResolveInbound(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
+
+    return call
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -275,6 +339,20 @@ SCENARIOS: dict[str, Scenario] = {
             1_000,
         ),
         Scenario(
+            "lookup-5k",
+            "noop-rpc",
+            "cached LookupConversation by WhatsApp id, round-robin over 5,000 ids",
+            lookup_spread,
+            1_000,
+        ),
+        Scenario(
+            "lookup-5k-skewed",
+            "noop-rpc",
+            "cached LookupConversation by WhatsApp id, 5,000 ids, 80% of calls on 50 of them",
+            lookup_skewed,
+            1_000,
+        ),
+        Scenario(
             "create-conversation",
             "two-insert-rpc",
             "CreateConversation, unique WhatsApp id",
@@ -284,11 +362,18 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "update-message-status",
             "status-update-rpc",
-            "UpdateMessageStatus SENT/DELIVERED/READ, round-robin over messages recorded in setup",
+            "UpdateMessageStatus SENT/DELIVERED/READ, round-robin over messages recorded in setup, 500 conversations",
             update_message_status,
             500,
         ),
         Scenario("resolve-inbound", "upsert-rpc", "ResolveInbound, new message id, 50 customers", resolve_inbound, 200),
+        Scenario(
+            "resolve-inbound-new",
+            "upsert-rpc",
+            "ResolveInbound, a new customer (and conversation) every call",
+            resolve_inbound_new,
+            200,
+        ),
         Scenario(
             "message-tracking",
             "write-x4-rpc",

@@ -1,9 +1,10 @@
 """The statemgr under test: a throwaway migrated database and a real ``statemgr serve --workers N`` subprocess.
 
 The server runs with a random admin key, on a free port of 127.0.0.1, with Redis on a database number of its own
-(flushed before each start and after each stop), no AMQP (events stay in PostgreSQL's outbox and log), no metrics
-listener, and the log level asked for; its output goes to a file, shown if it fails to start. Nothing else of the
-environment's STATEMGR_* variables reaches it, so a developer's settings do not change the figures.
+(flushed before each start and after each stop), and as its Config says: relaying to this run's RabbitMQ exchange
+(bench.broker) or not (events stay in PostgreSQL's outbox and log), with metrics on free ports or none, at the log
+level asked for; its output goes to a file, shown if it fails to start. Nothing else of the environment's
+STATEMGR_* variables reaches it, so a developer's settings do not change the figures.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 
@@ -29,6 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
 from bench import floordb, procfs
+from bench.broker import Broker
 from bench.loadgen import Probe, Usage
 from statemgr.store import migrate
 
@@ -65,11 +68,14 @@ async def database() -> AsyncIterator[Database]:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """How to run the server: ``workers`` processes (``statemgr serve --workers``), at ``log_level``."""
+    """How to run the server: ``workers`` gRPC processes (``statemgr serve --workers``) beside the background
+    process, at ``log_level``; relaying to ``broker`` (None: no relay) and serving metrics or not."""
 
     workers: int
     log_level: str = "warning"
-    environment: tuple[tuple[str, str], ...] = ()  # more STATEMGR_* settings for this server
+    broker: Broker | None = None
+    metrics: bool = True
+    env: tuple[tuple[str, str], ...] = ()  # more STATEMGR_* settings, e.g. a diagnostic switch
 
 
 @dataclasses.dataclass
@@ -81,6 +87,7 @@ class Server:
     admin_key: str
     process: asyncio.subprocess.Process
     command: list[str]
+    metrics_port: int = 0  # worker i serves metrics on it plus i, the background process on it plus workers
     exit_code: int | None = None
 
     @property
@@ -89,17 +96,36 @@ class Server:
 
     def workers(self) -> list[int]:
         """The pids of the processes that answer calls: the children of `statemgr serve` (the parent is the
-        background process, which answers none)."""
+        background process, which answers none), or with ``--workers 0`` the one process that does everything."""
+        if self.config.workers == 0:
+            return [self.process.pid]
         return procfs.children(self.process.pid)
 
+    def background(self) -> int | None:
+        """The pid of the background process; None with ``--workers 0`` (the duties run among the calls)."""
+        return self.process.pid if self.config.workers else None
+
     def probe(self, admin: psycopg.AsyncConnection[tuple[object, ...]], db: Database) -> Probe:
-        """CPU time of the serving processes and of the database's backends (the server's pool)."""
+        """CPU time of the serving processes, of the database's backends (the server's pools) and of the
+        background process, and the events the relay has published (from the background's metrics)."""
 
         async def probe() -> Usage:
             backends = await procfs.backend_pids(admin, db.name)
-            return procfs.cpu_seconds(self.workers()), procfs.cpu_seconds(backends)
+            events = await asyncio.to_thread(self.published) if self.config.broker and self.metrics_port else None
+            background = self.background()
+            server, pg = procfs.cpu_seconds(self.workers()), procfs.cpu_seconds(backends)
+            return Usage(server, pg, None if background is None else procfs.cpu_seconds([background]), events)
 
         return probe
+
+    def published(self) -> float | None:
+        """statemgr_events_published_total of the background process."""
+        url = f"http://127.0.0.1:{self.metrics_port + self.config.workers}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("statemgr_events_published_total "):
+                    return float(line.split()[1])
+        return None
 
 
 def _free_port() -> int:
@@ -108,16 +134,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _environment(db: Database, port: int, admin_key: str, log_level: str) -> dict[str, str]:
+def _free_ports(count: int) -> int:
+    """A port p with p .. p + count - 1 all free (for now: others may take one meanwhile)."""
+    while True:
+        base = _free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for n in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", base + n))
+            except OSError:
+                continue
+        return base
+
+
+def _environment(db: Database, port: int, admin_key: str, config: Config, metrics_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMGR_")}
     env.update(
         STATEMGR_DATABASE_URL=db.url,
         STATEMGR_LISTEN=f"127.0.0.1:{port}",
         STATEMGR_ADMIN_KEY=admin_key,
         STATEMGR_REDIS_URL=REDIS_URL,
-        STATEMGR_AMQP_URL="",
-        STATEMGR_METRICS_LISTEN="",
-        STATEMGR_LOG_LEVEL=log_level,
+        STATEMGR_AMQP_URL=config.broker.url if config.broker else "",
+        STATEMGR_AMQP_EXCHANGE=config.broker.exchange if config.broker else "statemgr.events",
+        STATEMGR_METRICS_LISTEN=f"127.0.0.1:{metrics_port}" if metrics_port else "",
+        STATEMGR_LOG_LEVEL=config.log_level,
         STATEMGR_SHUTDOWN_GRACE_SECONDS="1",
         STATEMGR_SHUTDOWN_DRAIN_SECONDS="0",
     )
@@ -139,16 +179,17 @@ async def running(db: Database, config: Config) -> AsyncIterator[Server]:
     it, then stops it with SIGTERM (SIGKILL after STOP_TIMEOUT_S)."""
     await flush_redis()
     port, admin_key = _free_port(), secrets.token_urlsafe(24)
+    metrics_port = _free_ports(config.workers + 1) if config.metrics else 0
     command = [sys.executable, "-m", "statemgr.cli", "serve", "--workers", str(config.workers)]
     with tempfile.NamedTemporaryFile("w+b", prefix="statemgr-bench-", suffix=".log") as log:
         process = await asyncio.create_subprocess_exec(
             *command,
-            env={**_environment(db, port, admin_key, config.log_level), **dict(config.environment)},
+            env={**_environment(db, port, admin_key, config, metrics_port), **dict(config.env)},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
-        server = Server(config, port, admin_key, process, command)
+        server = Server(config, port, admin_key, process, command, metrics_port)
         try:
             await _until_serving(server, pathlib.Path(log.name))
             yield server
@@ -208,7 +249,7 @@ async def channels(server: Server, per_worker: int) -> AsyncIterator[list[grpc.a
     opened: list[grpc.aio.Channel] = []
     kept: list[grpc.aio.Channel] = []
     try:
-        if server.config.workers == 1:
+        if server.config.workers <= 1:
             kept = [grpc.aio.insecure_channel(server.target)]
             opened = list(kept)
         else:

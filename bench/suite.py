@@ -1,11 +1,14 @@
 """The statemgr part of a run: which scenarios run on which server, and the targets they are held to.
 
-By default the bench runs its own servers on a throwaway database (bench.statemgr_server), one phase each:
+By default the bench runs its own servers on a throwaway database (bench.statemgr_server), one phase each, in the
+configuration operators run unless a phase says otherwise: relaying to RabbitMQ with confirms (an exchange and
+queue of the run's own, bench.broker), metrics on, log level warning:
 
-- ``statemgr serve --workers 1`` at log level warning: every scenario, open loop at its rate and closed loop;
-  the latency targets and the floor ratios are judged here (one process, as the floor server is one process);
-- the same at log level info (one JSON line per RPC): the cached lookup again, so the cost of logging shows;
-- ``statemgr serve --workers 2``: the closed-loop maxima the issue sets for two workers.
+- ``statemgr serve --workers 1``: every scenario, open loop at its rate and closed loop; the latency, CPU and
+  throughput targets and the floor ratios are judged here;
+- ``statemgr serve --workers 2``: the closed loops again, each compared with its one-worker figure;
+- ``[stripped]``, a diagnostic: ``--workers 1`` with no relay and no metrics, lookups over 100 ids, as the bench
+  measured before; it shows what the production configuration costs, and is held to no target.
 
 With ``--target`` the first phase's scenarios run against that server instead (no memory, no CPU of its own).
 """
@@ -20,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 import psycopg
 
-from bench import procfs, report, statemgr_server, targets
+from bench import broker, procfs, report, statemgr_server, targets
 from bench.floor import Floors, measure_into
 from bench.loadgen import MODES, Case, Plan, Probe
 from bench.scenarios import SCENARIOS, Context
@@ -36,20 +39,34 @@ WRITE = (targets.p50_vs_floor(1.25), targets.max_vs_floor(0.8))
 
 @dataclasses.dataclass(frozen=True)
 class Item:
-    """A scenario in a phase: which loops, held to which targets."""
+    """A scenario in a phase: which loops, held to which targets, compared with which case (default: its floor)."""
 
     scenario: str
     modes: tuple[str, ...] = MODES
     targets: tuple[targets.Target, ...] = ()
+    compare_to: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-    """One server configuration and what runs on it; ``suffix`` marks its case names (the first has none)."""
+    """One server configuration and what runs on it; ``suffix`` marks its case names (the first has none).
+    ``relay``: the server publishes to this run's RabbitMQ exchange."""
 
     suffix: str
     config: Config
     items: tuple[Item, ...]
+    relay: bool = True
+
+
+# The issue's figures for the production configuration, one worker.
+LOOKUP = (targets.cpu(0.35), targets.p50(0.8), targets.max_rate(2_500))
+STATUS = (targets.cpu(0.7), targets.p50(2), targets.max_rate(1_000))
+INBOUND_NEW = (targets.cpu(1.5), targets.p95(10), targets.max_rate(500))
+SCALES = (targets.max_vs_floor(1.3),)  # two workers against one
+
+
+def _two_workers(scenario: str) -> Item:
+    return Item(scenario, ("closed",), SCALES, compare_to=scenario)
 
 
 PHASES = (
@@ -58,37 +75,51 @@ PHASES = (
         Config(workers=1),
         (
             Item("statemgr-noop"),
-            Item("lookup-conversation", targets=(targets.p95(1.5), targets.p50_vs_floor(1.3))),
+            Item("lookup-5k", targets=LOOKUP),
+            Item("lookup-5k-skewed"),
             Item("create-conversation", targets=(targets.p95(3), *WRITE)),
-            Item("update-message-status", targets=(targets.p95(3), *WRITE)),
-            Item("resolve-inbound", targets=(targets.p95(5), *WRITE)),
+            Item("update-message-status", targets=(targets.p95(3), *STATUS, *WRITE)),
+            Item("resolve-inbound-new", targets=INBOUND_NEW),
             Item("message-tracking", targets=WRITE),
         ),
     ),
-    Phase(" [log info]", Config(workers=1, log_level="info"), (Item("lookup-conversation"),)),
     Phase(
         " [2 workers]",
         Config(workers=2),
-        (
-            Item("statemgr-noop", ("closed",)),
-            Item("lookup-conversation", ("closed",), (targets.max_rate(4_000),)),
-            Item("resolve-inbound", ("closed",), (targets.max_rate(1_000),)),
+        tuple(
+            _two_workers(name)
+            for name in ("lookup-5k", "lookup-5k-skewed", "update-message-status", "resolve-inbound-new")
         ),
+    ),
+    Phase(  # where the relay ran before the background process: in the interpreter that answers the calls
+        " [relay in-process]",
+        Config(workers=0),
+        (Item("update-message-status"), Item("resolve-inbound-new")),
+    ),
+    Phase(
+        " [stripped]",
+        Config(workers=1, metrics=False),
+        (Item("lookup-conversation"), Item("update-message-status"), Item("resolve-inbound")),
+        relay=False,
     ),
 )
 
 SERVER_NOTES = (
-    "statemgr runs as a real `statemgr serve --workers N` subprocess (`python -m statemgr.cli serve`) on a"
-    " throwaway database created through STATEMGR_BENCH_PG_URL and migrated, dropped at the end. Rows without a"
-    " suffix: `--workers 1` (one process, like the floor server), which is where latency targets and floor ratios"
-    " are judged; `[2 workers]`: `--workers 2` (a supervisor and two worker processes sharing the port through"
-    " SO_REUSEPORT), for the issue's two-worker maxima; the generator holds "
+    "statemgr runs as a real `statemgr serve --workers N` subprocess (`python -m statemgr.cli serve`: a background"
+    " process running the relay and the other leader duties, parent of N gRPC worker processes) on a throwaway"
+    " database created through STATEMGR_BENCH_PG_URL and migrated, dropped at the end. Rows without a suffix:"
+    " `--workers 1`, where the targets are judged; `[2 workers]`: `--workers 2` (sharing the port through"
+    " SO_REUSEPORT), compared with the one-worker rows; the generator holds "
     f"{CHANNELS_PER_WORKER} connections on each worker, placed by checking in /proc which worker accepted each.",
-    "Server settings: STATEMGR_AMQP_URL empty (no RabbitMQ: events are written to PostgreSQL's outbox and event"
-    " log only, nothing is relayed), STATEMGR_METRICS_LISTEN empty, STATEMGR_REDIS_URL"
-    f" {statemgr_server.REDIS_URL} (flushed before each server starts and after it stops), a random admin key, and"
-    " STATEMGR_LOG_LEVEL=warning: at info the service writes one JSON line per RPC, which would dominate the"
-    " cheap calls; the `[log info]` rows measure the lookup with it on (output to a file) to show that cost.",
+    "Server settings (production): STATEMGR_AMQP_URL set (the relay publishes every event to an exchange of this"
+    " run with publisher confirms; a queue bound to `#` keeps them routable), STATEMGR_METRICS_LISTEN on free"
+    f" ports, STATEMGR_REDIS_URL {statemgr_server.REDIS_URL} (flushed before each server starts and after it stops),"
+    " a random admin key, STATEMGR_LOG_LEVEL=warning. `[relay in-process]` rows: `--workers 0`, one process that"
+    " answers the calls and runs the relay, as every process did before the background process existed: its srv"
+    " CPU per call against the one-worker rows' is what moving the relay out saved the calls' interpreter."
+    " `[stripped]` rows: no relay (STATEMGR_AMQP_URL empty: events"
+    " stay in PostgreSQL), no metrics, lookups over 100 ids: the configuration the bench used to measure, kept as a"
+    " diagnostic and held to no target.",
 )
 
 
@@ -117,7 +148,7 @@ async def _measure(run: report.Run, phase: Phase, plan: Plan, where: _Where, flo
         calls = _expected_calls((plan.rate or scenario.rate) / scenario.rpcs, item, plan)
         case = Case(
             scenario.name + phase.suffix,
-            scenario.floor,
+            item.compare_to or scenario.floor,
             scenario.description,
             await scenario.setup(Context(where.channels, where.admin_key, calls)),
             rpcs=scenario.rpcs,
@@ -140,10 +171,13 @@ async def against(target: str, admin_key: str, plan: Plan, run: report.Run, floo
 
 
 async def own(plan: Plan, run: report.Run, floors: Floors) -> None:
-    """Every phase, each on a server of its own, on one throwaway database."""
-    async with statemgr_server.database() as db, _admin(db) as admin:
+    """Every phase, each on a server of its own, on one throwaway database and one RabbitMQ exchange."""
+    async with statemgr_server.database() as db, _admin(db) as admin, broker.exchange() as exchange:
         run.notes.extend(SERVER_NOTES)
+        run.facts["rabbitmq exchange"] = f"{exchange.exchange} (deleted at the end)"
         for phase in PHASES:
+            if phase.relay:
+                phase = dataclasses.replace(phase, config=dataclasses.replace(phase.config, broker=exchange))
             await _phase(run, phase, plan, db, admin, floors)
 
 
@@ -162,7 +196,7 @@ async def _phase(
     floors: Floors,
 ) -> None:
     config = phase.config
-    label = f"statemgr serve --workers {config.workers}, log level {config.log_level}"
+    label = f"statemgr serve --workers {config.workers}{phase.suffix}"
     print(f"scenarios on {label}:", file=sys.stderr)
     run.facts[f"load average before {label}"] = report.load_average()
     async with statemgr_server.running(db, config) as server:
@@ -171,6 +205,9 @@ async def _phase(
             await _measure(run, phase, plan, where, floors)
         workers = server.workers()
         for n, pid in enumerate(workers, start=1):
-            name = f"{label}: worker {n} of {len(workers)}" if config.workers > 1 else label
+            name = f"{label}: worker {n} of {len(workers)}"
             run.memory.append(report.Memory(name, pid, procfs.rss_mb(pid), MEMORY_LIMIT_MB))
+        if (background := server.background()) is not None:
+            rss = procfs.rss_mb(background)
+            run.memory.append(report.Memory(f"{label}: background", background, rss, MEMORY_LIMIT_MB))
     run.facts[f"exit code of {label}"] = f"{server.exit_code} after SIGTERM"

@@ -29,16 +29,18 @@ def _verdict(met: bool, measured: str, op: str, limit: str, value: float, bound:
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """A bound on one figure: ``kind`` is p95 (ms, at most), p50/floor (at most), rate (calls/s, at least) or
-    rate/floor (at least)."""
+    """A bound on one figure: ``kind`` is p95 or p50 (ms, at most), p50/floor (at most), rate (calls/s, at least),
+    rate/floor (at least) or cpu (the server's CPU ms per call, background process included, at most)."""
 
     mode: str
     kind: str
     limit: float
 
     def describe(self, floor: str | None) -> str:
-        if self.kind == "p95":
-            return f"p95 <= {self.limit:g} ms"
+        if self.kind in ("p95", "p50"):
+            return f"{self.kind} <= {self.limit:g} ms"
+        if self.kind == "cpu":
+            return f"server CPU <= {self.limit:g} ms/call"
         if self.kind == "p50/floor":
             return f"p50 <= {self.limit:g}x {floor}"
         if self.kind == "rate":
@@ -49,15 +51,16 @@ class Target:
         """How ``result`` compares with this target (``floor``: the floor case's result in the same mode)."""
         if result.ok == 0:
             return Verdict(False, "no: no call succeeded")
-        if self.kind == "p95":
-            return _verdict(
-                result.p95_ms <= self.limit,
-                f"p95 {result.p95_ms:.2f} ms",
-                "<=",
-                f"{self.limit:g} ms",
-                result.p95_ms,
-                self.limit,
-            )
+        if self.kind in ("p95", "p50"):
+            value = result.p95_ms if self.kind == "p95" else result.p50_ms
+            measured = f"{self.kind} {value:.2f} ms"
+            return _verdict(value <= self.limit, measured, "<=", f"{self.limit:g} ms", value, self.limit)
+        if self.kind == "cpu":
+            per_call = server_ms_per_call(result)
+            if per_call is None:
+                return Verdict(False, "no: the server's CPU was not measured")
+            measured = f"{per_call:.3f} ms/call"
+            return _verdict(per_call <= self.limit, measured, "<=", f"{self.limit:g} ms", per_call, self.limit)
         if self.kind == "rate":
             rate = result.achieved_rate
             return _verdict(rate >= self.limit, f"{rate:,.0f}/s", ">=", f"{self.limit:,.0f}/s", rate, self.limit)
@@ -70,6 +73,24 @@ class Target:
         ratio = result.achieved_rate / floor.achieved_rate
         text = f"{result.achieved_rate:,.0f}/s = {ratio:.2f}x"
         return _verdict(ratio >= self.limit, text, ">=", f"{self.limit:g}x", ratio, self.limit)
+
+
+def server_ms_per_call(result: Result) -> float | None:
+    """The server's CPU per successful call: the processes answering calls plus the background process (the
+    relay's share), not PostgreSQL's."""
+    if result.server_cpu_s is None or not result.ok:
+        return None
+    return (result.server_cpu_s + (result.background_cpu_s or 0.0)) * 1000 / result.ok
+
+
+def p50(limit_ms: float) -> Target:
+    """Open-loop p50 at most ``limit_ms``."""
+    return Target("open", "p50", limit_ms)
+
+
+def cpu(limit_ms: float) -> Target:
+    """Closed-loop server CPU per call (background included) at most ``limit_ms``."""
+    return Target("closed", "cpu", limit_ms)
 
 
 def p95(limit_ms: float) -> Target:

@@ -30,3 +30,7 @@ SELECT create_distributed_table('analytics_conversations', 'tenant_id', colocate
 SELECT create_distributed_table('analytics_messages', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('analytics_open', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('analytics_recent', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('archive_batches', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('archive_objects', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('archived_conversations', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('erasure_audits', 'tenant_id', colocate_with => 'tenants');

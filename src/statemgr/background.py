@@ -44,7 +44,9 @@ def _relay(app: App) -> Duty | None:
     if not settings.amqp_url:
         return None
     publisher = AmqpPublisher(settings.amqp_url, settings.amqp_exchange)
-    relay = Relay(publisher, settings.event_relay_batch, settings.event_poll_seconds)
+    relay = Relay(
+        publisher, settings.event_relay_batch, settings.event_poll_seconds, settings.event_relay_linger_seconds
+    )
     app.events.listener.add(relay.wake)
     return relay.run
 
@@ -62,10 +64,20 @@ def _rollups(app: App) -> Duty | None:
     return RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch).run
 
 
+def _retention(app: App) -> Duty | None:
+    if app.settings.retention_interval_seconds <= 0:
+        return None  # run by hand (statemgr retention run) or from cron
+    # Imported here: it loads pyarrow (about 0.4 s per process), which a gRPC worker never needs.
+    from statemgr.jobs.retention import RetentionJob
+
+    return RetentionJob(app.settings, app.db).run
+
+
 LEADER_DUTIES: tuple[tuple[str, Builder], ...] = (
     ("event-pruner", _pruner),
     ("event-relay", _relay),
     ("analytics-rollups", _rollups),
+    ("retention", _retention),
 )
 
 

@@ -1,4 +1,5 @@
-"""statemgr serve | migrate up|down|status (and worker: one gRPC process of serve, started by it)."""
+"""statemgr serve | migrate up|down|status | retention run | archive restore (and worker: one gRPC process of serve,
+started by it)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     if args.command in ("serve", "worker"):
         return _serve(settings, args)
+    if args.command in ("retention", "archive"):
+        from statemgr.jobs import cli as jobs_cli
+
+        return asyncio.run(jobs_cli.main(settings, args))
     return asyncio.run(_migrate(settings.direct_database_url, args))
 
 
@@ -71,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--steps", type=int, default=1)
     down.add_argument("--all", action="store_true", help="revert every migration")
     actions.add_parser("status", help="list migrations and whether each is applied")
+    from statemgr.jobs import cli as jobs_cli
+
+    jobs_cli.add_commands(commands)
     return parser
 
 

@@ -27,6 +27,7 @@ class Settings:
     log_level: str = "info"
     shutdown_grace_seconds: float = 10.0
     shutdown_drain_seconds: float = 0.0
+    grpc_max_pending_calls: int = 10_000
     auth_cache_seconds: float = 5.0
     max_message_retries: int = 5
     parked_status_ttl_seconds: int = 7 * 24 * 3600
@@ -38,17 +39,19 @@ class Settings:
     event_poll_seconds: float = 1.0
     event_subscriber_buffer: int = 10_000
     event_relay_batch: int = 500
+    event_relay_linger_seconds: float = 0.02
     event_prune_interval_seconds: float = 60.0
     event_leader_poll_seconds: float = 1.0
     # Cache (docs/caching.md). Redis is an accelerator: each call waits at most redis_timeout_ms for it.
     redis_timeout_ms: int = 50
     redis_max_connections: int = 64
+    cache_invalidate_timeout_ms: int = 250
     cache_conversation_ttl_seconds: int = 24 * 3600
     cache_mapping_ttl_seconds: int = 24 * 3600
     cache_customer_ttl_seconds: int = 3600
     cache_negative_ttl_seconds: float = 5.0
     cache_ttl_jitter: float = 0.1
-    cache_local_max_entries: int = 10_000
+    cache_local_max_entries: int = 0  # >0 trades read-after-write across processes for speed (docs/caching.md)
     cache_local_ttl_seconds: float = 3.0
     cache_breaker_failures: int = 5
     cache_breaker_open_seconds: float = 2.0
@@ -63,6 +66,13 @@ class Settings:
     analytics_poll_seconds: float = 0.5
     analytics_batch: int = 1000
     analytics_live_seconds: float = 1.0
+    # Data lifecycle (docs/retention.md): the archive store, the retention job's interval and batch size.
+    archive_url: str = "var/archive"
+    archive_s3_endpoint: str = ""
+    archive_timeout_seconds: float = 30.0
+    retention_interval_seconds: float = 3600.0
+    retention_batch_size: int = 100
+    retention_pause_ratio: float = 1.0
 
     @property
     def direct_database_url(self) -> str:

@@ -102,7 +102,7 @@ def _cache_metrics(cache: Cache) -> Iterable[Metric]:
     hits = CounterMetricFamily("statemgr_cache_hits", "Cache hits by cache and tier.", labels=("cache", "tier"))
     misses = CounterMetricFamily("statemgr_cache_misses", "Cache misses by cache and tier.", labels=("cache", "tier"))
     skipped = CounterMetricFamily(
-        "statemgr_cache_redis_skipped", "Reads that did not ask Redis (off, breaker open, failed).", labels=("cache",)
+        "statemgr_cache_redis_skipped", "Reads that did not ask Redis (off, open, recovering).", labels=("cache",)
     )
     loads = CounterMetricFamily("statemgr_cache_loads", "Loads from PostgreSQL after a miss.", labels=("cache",))
     for kind, by in stats.by_kind.items():
@@ -120,6 +120,7 @@ def _cache_health(cache: Cache) -> Iterable[Metric]:
     stats = cache.stats
     counters = {
         "redis_errors": ("Redis calls that failed or timed out.", stats.redis_errors),
+        "redis_read_batches": ("MGETs sent for reads (the reads of a loop turn share one).", stats.read_batches),
         "breaker_opens": ("Times the Redis circuit breaker opened.", cache.breaker.opens),
         "stale_sets_refused": ("Loaded values not stored: invalidated while loading.", stats.stale_sets_refused),
         "invalidations": ("Keys invalidated by this process.", stats.invalidations),

@@ -28,6 +28,8 @@ class Caches:
 
     async def make(self, url: str | None = None, wait_live: bool = True, **options: Any) -> Cache:
         options.setdefault("pubsub_ping_seconds", 0.2)
+        options.setdefault("local_max_entries", 10_000)  # most of these tests look at the in-process tier too
+        options.setdefault("redis_timeout", 0.5)  # a loaded machine is no outage; the fault tests set their own
         cache = Cache(CacheOptions(redis_url=self.url if url is None else url, **options))
         await cache.start()
         self._started.append(cache)

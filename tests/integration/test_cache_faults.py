@@ -28,7 +28,11 @@ BOUND = TIMEOUT + LOAD_TIME + 0.1  # the generous bound the issue asks for: time
 
 async def _faulty_cache(caches: Caches, proxy: TcpProxy) -> Cache:
     return await caches.make(
-        url=proxied(caches.url, proxy), redis_timeout=TIMEOUT, breaker_failures=3, breaker_open_seconds=0.5
+        url=proxied(caches.url, proxy),
+        redis_timeout=TIMEOUT,
+        invalidate_timeout=TIMEOUT,
+        breaker_failures=3,
+        breaker_open_seconds=0.5,
     )
 
 

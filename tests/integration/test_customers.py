@@ -341,10 +341,3 @@ async def test_bad_input_names_the_field(tenant: Client) -> None:
     for call, field in cases:
         await expect(call, BAD, field)
     await expect(c.GetCustomerContext(cus.GetCustomerContextRequest(whatsapp_id="unknown")), NOT_FOUND)
-
-
-async def test_erase_customer_is_not_implemented_yet(tenant: Client) -> None:
-    created = (await upsert(tenant, new_wa_id())).customer
-    await expect(
-        tenant.customers.EraseCustomer(cus.EraseCustomerRequest(customer_id=created.id)), grpc.StatusCode.UNIMPLEMENTED
-    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
 import pytest
 
 from statemgr.domain.errors import ResourceExhausted
+from statemgr.events import feed as feed_module
 from statemgr.events import log
 from statemgr.events.cursor import END, START, Position
 from statemgr.events.feed import Delivery, Subscriber, TenantFeed
@@ -39,7 +41,7 @@ async def test_feed_fans_out_by_room_and_skips_what_a_subscriber_has() -> None:
     assert feed.attach(room, Position(10, 0)) == Position(10, 0)
     feed.attach(wide, Position(11, 5))  # has seen up to (11, 5) already
     events = [event(11, 5), event(11, 6, OTHER), event(12, 1)]
-    feed._deliver(page(*events, position=Position.horizon(13)))
+    await feed._deliver(page(*events, position=Position.horizon(13)))
     assert [d.event for d in await _drain(room)] == [events[0], events[2]]
     assert [d.event for d in await _drain(wide)] == events[1:]
     assert room.reached == wide.reached == Position.horizon(13) == feed.position
@@ -50,11 +52,33 @@ async def test_a_full_buffer_fails_the_subscriber_and_it_leaves_the_feed() -> No
     slow = Subscriber(log.EVERYTHING, 2)
     feed.attach(slow, START)
     events = [event(1, 1), event(1, 2), event(1, 3)]
-    feed._deliver(page(*events))
+    await feed._deliver(page(*events))
     assert feed.empty
     assert [d.event for d in [await slow.next(0), await slow.next(0)]] == events[:2]  # buffered before the failure
     with pytest.raises(ResourceExhausted):
         await slow.next(0.1)
+
+
+async def test_a_subscriber_attaching_while_an_event_is_offered_reads_that_event_from_the_log() -> None:
+    """Offering one event to many subscribers yields to the loop in slices; one attaching meanwhile is told to read
+    the log up to that event itself, and the feed gives it every later one: no gap, no duplicate."""
+    feed = TenantFeed(db=None, tenant_id=TENANT, position=START, poll_seconds=1.0)  # type: ignore[arg-type]
+    crowd = [Subscriber(log.EVERYTHING, 10) for _ in range(3 * feed_module._WAKE_SLICE)]
+    for subscriber in crowd:
+        feed.attach(subscriber, START)
+    first, second = event(1, 1), event(1, 2)
+    late = Subscriber(log.EVERYTHING, 10)
+    attached_at: list[Position] = []
+
+    async def attach_midway() -> None:
+        attached_at.append(feed.attach(late, START))
+
+    joining = asyncio.create_task(attach_midway())  # runs at the feed's first yield, while `first` is offered
+    await feed._deliver(page(first, second))
+    await joining
+    assert attached_at == [first.position]  # read the log up to and including `first`
+    assert [d.event for d in await _drain(late)] == [second]
+    assert [[d.event for d in await _drain(s)] for s in crowd] == [[first, second]] * len(crowd)
 
 
 async def test_next_times_out_with_none() -> None:

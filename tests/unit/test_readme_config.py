@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def _documented() -> set[str]:
     rows = [line for line in README.read_text().splitlines() if line.startswith("| STATEMGR_")]
-    return {re.match(r"\| (STATEMGR_[A-Z_]+) ", row).group(1) for row in rows}  # type: ignore[union-attr]
+    return {re.match(r"\| (STATEMGR_[A-Z0-9_]+) ", row).group(1) for row in rows}  # type: ignore[union-attr]
 
 
 def test_every_setting_is_in_the_readme_table() -> None:

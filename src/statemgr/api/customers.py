@@ -1,7 +1,6 @@
 """CustomerService: proto <-> domain, nothing else. The tenant comes from the caller's API key only.
 
-EraseCustomer (GDPR) is not defined here: it belongs to the erasure work, and until then the generated base class
-answers it.
+EraseCustomer (GDPR) is statemgr.jobs.erasure's; the audit records the calling API key's id.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from statemgr.domain import customers as domain
 from statemgr.domain import validation
 from statemgr.domain.errors import InvalidArgument, NotFound
 from statemgr.domain.paging import PageRequest
+from statemgr.jobs.archive_store import ArchiveStore
+from statemgr.jobs.erasure import Eraser
 from statemgr.services.customers import RECENT_CONVERSATIONS, RECENT_MESSAGES, ContextRequest, CustomerService
 from statemgr.v1 import conversation_pb2, customer_pb2
 from statemgr.v1 import customer_service_pb2 as svc
@@ -35,6 +36,7 @@ class CustomerServicer(svc_grpc.CustomerServiceServicer):
     def __init__(self, app: App) -> None:
         self._service = CustomerService(app.db, app.cache)
         self._cache = app.cache
+        self._eraser = Eraser(app.db, app.cache, ArchiveStore.from_settings(app.settings))
 
     async def UpsertCustomer(
         self, request: svc.UpsertCustomerRequest, context: grpc.aio.ServicerContext
@@ -120,6 +122,14 @@ class CustomerServicer(svc_grpc.CustomerServiceServicer):
         result = await self._service.history(tenant_id, customer_id, page)
         entries = [_history_entry_proto(entry) for entry in result.items]
         return svc.GetCustomerHistoryResponse(entries=entries, next_page_token=result.next_page_token)
+
+    async def EraseCustomer(
+        self, request: svc.EraseCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> svc.EraseCustomerResponse:
+        tenant_id = principal.tenant_id()
+        customer_id = validation.parse_uuid(request.customer_id, "customer_id")
+        audit_id = await self._eraser.erase(tenant_id, customer_id, principal.current.get().key_id)
+        return svc.EraseCustomerResponse(audit_id=str(audit_id))
 
 
 async def cached_customer(

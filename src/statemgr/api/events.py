@@ -25,6 +25,7 @@ from statemgr.v1 import event_service_pb2 as svc
 from statemgr.v1 import event_service_pb2_grpc
 
 MAX_ROOMS = 1_000
+SERVICE = "statemgr.v1.EventService"
 
 
 class EventServicer(event_service_pb2_grpc.EventServiceServicer):
@@ -32,9 +33,8 @@ class EventServicer(event_service_pb2_grpc.EventServiceServicer):
         """`dispatcher` is None when streaming is switched off (STATEMGR_STREAMING_ENABLED=false)."""
         self._dispatcher = dispatcher
 
-    async def Subscribe(
-        self, request: svc.SubscribeRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[svc.SubscribeResponse]:
+    async def Subscribe(self, request: svc.SubscribeRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """Yields each SubscribeResponse already serialized (see `add_to_server`)."""
         if self._dispatcher is None:
             raise Unavailable("event streaming is switched off on this server (STATEMGR_STREAMING_ENABLED=false)")
         tenant_id = principal.tenant_id()
@@ -71,19 +71,31 @@ def _start(request: svc.SubscribeRequest, tenant_id: uuid.UUID) -> Start:
     return Start(from_now=which == "from_now" and request.from_now)
 
 
-def _response(item: Item, tenant_id: uuid.UUID) -> svc.SubscribeResponse:
+def add_to_server(servicer: EventServicer, server: grpc.aio.Server) -> None:
+    """Registers EventService like the generated `add_EventServiceServicer_to_server`, but with no response
+    serializer: Subscribe yields bytes, so an event going to a thousand streams is serialized once, not a thousand
+    times."""
+    handlers = {
+        "Subscribe": grpc.unary_stream_rpc_method_handler(
+            servicer.Subscribe, request_deserializer=svc.SubscribeRequest.FromString, response_serializer=None
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+def _response(item: Item, tenant_id: uuid.UUID) -> bytes:
     if isinstance(item, Heartbeat):
         beat = svc.Heartbeat(time=_now(), cursor=cursor.encode(tenant_id, item.position))
-        return svc.SubscribeResponse(heartbeat=beat)
+        return svc.SubscribeResponse(heartbeat=beat).SerializeToString()
     metrics.DELIVERED.inc()
     return _rendered(item)
 
 
-def _rendered(delivery: Delivery) -> svc.SubscribeResponse:
-    """The response for a delivery, built once however many subscribers receive it."""
+def _rendered(delivery: Delivery) -> bytes:
+    """The serialized response for a delivery, built once however many subscribers receive it."""
     if delivery.rendered is None:
-        delivery.rendered = svc.SubscribeResponse(event=wire.to_proto(delivery.event))
-    response: svc.SubscribeResponse = delivery.rendered
+        delivery.rendered = svc.SubscribeResponse(event=wire.to_proto(delivery.event)).SerializeToString()
+    response: bytes = delivery.rendered
     return response
 
 

@@ -12,6 +12,7 @@ Redis is an accelerator: when it is off, slow or down, every call still answers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
@@ -21,11 +22,12 @@ import structlog
 
 from statemgr import tasks
 from statemgr.cache import invalidation, keys, warm
-from statemgr.cache.breaker import CircuitBreaker, State
+from statemgr.cache.breaker import CircuitBreaker
 from statemgr.cache.keys import Key
 from statemgr.cache.local import MISS, LocalTier
 from statemgr.cache.options import CacheOptions
 from statemgr.cache.pending import PendingInvalidations
+from statemgr.cache.reads import Fetched, ReadBatcher
 from statemgr.cache.redis_tier import RedisTier
 from statemgr.cache.singleflight import Flight, SingleFlight
 from statemgr.cache.stats import CacheStats
@@ -42,7 +44,10 @@ NEGATIVE: Final = b"\x00"
 so no real value can be mistaken for it; a loader that returns exactly this is refused."""
 
 _INVALIDATE_CHUNK = 500  # keys per Lua call: keeps each script short on the Redis server
-_REPLAY_INTERVAL = 0.25
+_RECOVER_INTERVAL = 0.05
+# After a Redis failure, reads wait this long after Redis answers again: long enough for the other processes'
+# recovery loops (every _RECOVER_INTERVAL) to replay what they could not invalidate meanwhile.
+_SETTLE_SECONDS = 0.25
 
 
 class Cache:
@@ -54,8 +59,18 @@ class Cache:
         self.origin = uuid.uuid4().hex
         self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_open_seconds)
         self.redis = RedisTier(
-            options.redis_url, options.redis_timeout, options.redis_max_connections, self.breaker, self.stats
+            options.redis_url,
+            options.redis_timeout,
+            options.redis_max_connections,
+            self.breaker,
+            self.stats,
+            invalidate_timeout=options.invalidate_timeout,
+            settle_seconds=_SETTLE_SECONDS,
         )
+        self._reads = ReadBatcher(self.redis)
+        self._watching: dict[str, int] = {}  # keys being read from Redis (in-process tier on), and by how many
+        self._spoiled: set[str] = set()  # of those, the ones invalidated meanwhile: their answers are not kept
+        self._replay_soon = asyncio.Event()
         self._local = LocalTier(options.local_max_entries, options.local_ttl)
         self._local_negative_ttl = min(options.local_ttl, options.negative_ttl)
         self._flights = SingleFlight()
@@ -80,7 +95,7 @@ class Cache:
         if self._subscriber is not None:
             self._subscriber.start()
         if self.redis.enabled:
-            self._spawn(self._replay_pending())
+            self._spawn(self._recover())
 
     async def stop(self) -> None:
         if self._invalidating:
@@ -89,6 +104,7 @@ class Cache:
         if self._subscriber is not None:
             await self._subscriber.stop()
         await self._flights.cancel_all()
+        await self._reads.close()
         await self.redis.close()
         if self._pending:
             log.warning("cache_invalidations_abandoned", keys=len(self._pending))
@@ -99,7 +115,8 @@ class Cache:
         """The cached value of `key`, else `await loader()` (bytes, or None for "not found"), stored for later.
 
         `ttl` (seconds) overrides the kind's TTL for a value just loaded. Concurrent misses of one key in this
-        process share one load. Exceptions from the loader reach every caller waiting on it; nothing is stored.
+        process share one load when that cannot return a row older than a write finished before the read began.
+        Exceptions from the loader reach every caller waiting on it; nothing is stored.
         """
         stats = self.stats.by_kind[key.kind]
         if self._local_live:
@@ -108,41 +125,77 @@ class Cache:
                 stats.local_hits += 1
                 return value  # type: ignore[return-value]  # MISS excluded just above
             stats.local_misses += 1
-        task = self._flights.running(key.text)
-        if task is None:
-            task = self._flights.start(key.text, lambda flight: self._fill(flight, key, loader, ttl))
-        return await asyncio.shield(task)
-
-    async def _fill(self, flight: Flight, key: Key, loader: Loader, ttl: float | None) -> bytes | None:
-        try:
-            return await self._read_through(flight, key, loader, ttl)
-        finally:
-            self._flights.finish(key.text, flight)
-
-    async def _read_through(self, flight: Flight, key: Key, loader: Loader, ttl: float | None) -> bytes | None:
-        stats = self.stats.by_kind[key.kind]
-        started = time.monotonic()
-        fetched = await self.redis.fetch(key.text)
+        fetched = await self._fetch(key.text) if self._redis_readable() else None
+        generation: bytes | None = None
         if fetched is None:
             stats.redis_skipped += 1
         elif fetched[0] is not None:
             stats.redis_hits += 1
-            value = None if fetched[0] == NEGATIVE else fetched[0]
-            self._keep_locally(flight, key.text, value)
-            return value
+            return None if fetched[0] == NEGATIVE else fetched[0]
         else:
             stats.redis_misses += 1
+            generation = fetched[1]
+        task = self._flights.joinable(key.text, generation)
+        if task is None:
+            task = self._flights.start(
+                key.text, generation, lambda flight: self._fill(flight, key, loader, ttl, generation)
+            )
+        return await asyncio.shield(task)
+
+    async def _fetch(self, text: str) -> Fetched | None:
+        """Redis's answer for `text`; with the in-process tier on, kept there unless `text` was invalidated here
+        (locally or over pub/sub) while Redis answered."""
+        if not self._local_live:
+            return await self._reads.fetch(text)
+        watching = self._watching
+        watching[text] = watching.get(text, 0) + 1
+        try:
+            fetched = await self._reads.fetch(text)
+        finally:
+            left = watching.pop(text) - 1
+            if left:
+                watching[text] = left
+                spoiled = text in self._spoiled
+            else:
+                spoiled = text in self._spoiled
+                self._spoiled.discard(text)
+        if fetched is not None and fetched[0] is not None and not spoiled:
+            self._keep_locally(text, None if fetched[0] == NEGATIVE else fetched[0])
+        return fetched
+
+    def _redis_readable(self) -> bool:
+        """Whether to read Redis now: not when it is off or recovering from a failure (`RedisTier.readable`), nor
+        while this process has invalidations Redis has not taken (a value there may predate a write it answered)."""
+        if self._pending:
+            self._replay_soon.set()
+            return False
+        return self.redis.readable
+
+    async def _fill(
+        self, flight: Flight, key: Key, loader: Loader, ttl: float | None, generation: bytes | None
+    ) -> bytes | None:
+        try:
+            return await self._load(flight, key, loader, ttl, generation)
+        finally:
+            self._flights.finish(key.text, flight)
+
+    async def _load(
+        self, flight: Flight, key: Key, loader: Loader, ttl: float | None, generation: bytes | None
+    ) -> bytes | None:
+        started = time.monotonic()
+        flight.begun = True
         value = await loader()
-        stats.loads += 1
+        self.stats.by_kind[key.kind].loads += 1
         if value == NEGATIVE:
             raise ValueError("a cache loader returned the reserved 'not found' marker b'\\x00'")
-        if fetched is not None and not flight.stale:
-            await self._store(flight, key, fetched[1], value, ttl, started)
-        self._keep_locally(flight, key.text, value)
+        if generation is not None and not flight.stale:
+            await self._store(flight, key, generation, value, ttl, started)
+        if not flight.stale:
+            self._keep_locally(key.text, value)
         return value
 
     async def _store(
-        self, flight: Flight, key: Key, generation: bytes | None, value: bytes | None, ttl: float | None, since: float
+        self, flight: Flight, key: Key, generation: bytes, value: bytes | None, ttl: float | None, since: float
     ) -> None:
         if time.monotonic() - since > self.options.max_load_seconds:
             flight.stale = True  # the generation read may have expired and been recreated meanwhile
@@ -158,8 +211,8 @@ class Cache:
             self.stats.stale_sets_refused += 1
             flight.stale = True
 
-    def _keep_locally(self, flight: Flight, text: str, value: bytes | None) -> None:
-        if not self._local_live or flight.stale:
+    def _keep_locally(self, text: str, value: bytes | None) -> None:
+        if not self._local_live:
             return
         if value is not None:
             self._local.put(text, value)
@@ -195,13 +248,15 @@ class Cache:
                 break
         self._forget(texts)  # again: a reader here may have refilled the local tier from Redis meanwhile
 
-    async def _invalidate_in_redis(self, texts: list[str]) -> bool:
+    async def _invalidate_in_redis(self, texts: list[str], *, force: bool = False) -> bool:
         message = invalidation.encode(self.origin, texts)
-        return await self.redis.invalidate(texts, int(self.options.generation_ttl * 1000), message)
+        return await self.redis.invalidate(texts, int(self.options.generation_ttl * 1000), message, force=force)
 
     def _forget(self, texts: list[str]) -> None:
         """Drops `texts` from the local tier and detaches their loads in progress (called for others' messages too)."""
         self._local.delete(texts)
+        if self._watching:
+            self._spoiled.update(text for text in texts if text in self._watching)
         self._flights.forget(texts)
 
     def _defer(self, prefix: str, texts: list[str]) -> None:
@@ -210,18 +265,27 @@ class Cache:
             self.stats.invalidations_dropped += dropped
             log.error("cache_invalidations_dropped", keys=dropped, pending=len(self._pending))
 
-    async def _replay_pending(self) -> None:
+    async def _recover(self) -> None:
+        """Replays deferred invalidations, and probes a Redis that failed, every `_RECOVER_INTERVAL` (sooner when a
+        read finds invalidations pending), whatever the breaker says: no caller waits on it, and until the replay
+        has gone through, this process reads nothing from Redis (`_fetch`)."""
         while True:
-            await asyncio.sleep(_REPLAY_INTERVAL)
-            if self._pending and self.breaker.state is not State.OPEN:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_RECOVER_INTERVAL):
+                    await self._replay_soon.wait()
+            self._replay_soon.clear()
+            if self._pending:
                 await self._replay_once()
+            elif self.redis.suspect:
+                await self.redis.ping()
 
     async def _replay_once(self) -> None:
         batches = self._pending.snapshot()
         for prefix, texts in batches:
             for start in range(0, len(texts), _INVALIDATE_CHUNK):
                 chunk = texts[start : start + _INVALIDATE_CHUNK]
-                if not await self._invalidate_in_redis(chunk):
+                if not await self._invalidate_in_redis(chunk, force=True):
+                    await asyncio.sleep(_RECOVER_INTERVAL)  # Redis still away: do not spin on reads' wake-ups
                     return
                 self._pending.done(prefix, chunk)
                 self._forget(chunk)
@@ -231,6 +295,7 @@ class Cache:
 
     def _on_pubsub_live(self, live: bool) -> None:
         # Both edges flush: going down, nothing would tell us about writes; coming back, we may have missed some.
+        self._spoiled.update(self._watching)
         self._local_live = live
         self._local.flush()
         self._flights.forget_all()

@@ -13,13 +13,14 @@ from statemgr.config import Settings
 class CacheOptions:
     redis_url: str = "redis://localhost:6379/0"  # empty: no Redis, every read goes to its loader
     redis_timeout: float = 0.05
+    invalidate_timeout: float = 0.25  # a write's invalidation: its answer waits for it (docs/caching.md)
     redis_max_connections: int = 64
     ttl: dict[Kind, float] = dataclasses.field(
         default_factory=lambda: {Kind.CONVERSATION: 86400.0, Kind.MAPPING: 86400.0, Kind.CUSTOMER: 3600.0}
     )
     negative_ttl: float = 5.0  # "not found" answers; 0 stores none
     jitter: float = 0.1  # a stored TTL is shortened by up to this fraction, so entries written together expire apart
-    local_max_entries: int = 10_000  # 0 turns the in-process tier off
+    local_max_entries: int = 0  # 0: no in-process tier (it cannot keep read-after-write across processes)
     local_ttl: float = 3.0
     breaker_failures: int = 5
     breaker_open_seconds: float = 2.0
@@ -34,6 +35,7 @@ class CacheOptions:
         return cls(
             redis_url=settings.redis_url,
             redis_timeout=settings.redis_timeout_ms / 1000,
+            invalidate_timeout=settings.cache_invalidate_timeout_ms / 1000,
             redis_max_connections=settings.redis_max_connections,
             ttl={
                 Kind.CONVERSATION: float(settings.cache_conversation_ttl_seconds),

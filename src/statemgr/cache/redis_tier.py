@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -24,11 +25,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from statemgr.cache import keys
-from statemgr.cache.breaker import CircuitBreaker
+from statemgr.cache.breaker import CircuitBreaker, State
 from statemgr.cache.stats import CacheStats
 
 T = TypeVar("T")
 FAILURES: Final = (redis.exceptions.RedisError, OSError, TimeoutError)
+_HELD_CONNECTIONS: Final = 4  # at most this many idle read connections kept (two batches are out at most)
 _WARM_BATCH_SECONDS: Final = 2.0  # a warm-up pipeline is not on any caller's path; the warm-up has its own deadline
 
 # KEYS[1] value, KEYS[2] its generation; ARGV[1] the generation the reader saw ('' for none), ARGV[2] value,
@@ -58,6 +60,11 @@ return 0
 """
 
 
+async def _mget_on(connection: aredis.Connection, names: Sequence[str]) -> Any:
+    await connection.send_command("MGET", *names)
+    return await connection.read_response()
+
+
 def client(url: str, max_connections: int, **options: Any) -> aredis.Redis:
     """A client without retries and without CLIENT SETINFO on connect: one attempt, one round trip."""
     pool = aredis.BlockingConnectionPool.from_url(
@@ -75,16 +82,41 @@ async def close_client(client: aredis.Redis) -> None:
 
 
 class RedisTier:
-    """Redis operations for the cache; each answers None when Redis is off, failing, or the breaker is open."""
+    """Redis operations for the cache; each answers None when Redis is off, failing, or the breaker is open.
 
-    def __init__(self, url: str, timeout: float, max_connections: int, breaker: CircuitBreaker, stats: CacheStats):
+    It also says whether Redis may be *read* (`readable`): not after a failure until Redis has answered again and
+    `settle_seconds` have passed since, so that another process's invalidations made meanwhile (which it replays
+    as soon as Redis answers it) land before this process reads values that may predate them.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        max_connections: int,
+        breaker: CircuitBreaker,
+        stats: CacheStats,
+        *,
+        invalidate_timeout: float | None = None,
+        settle_seconds: float = 0.0,
+    ):
         self.enabled = bool(url)
         self.breaker = breaker
+        self.suspect = False  # a call failed and none succeeded since
+        self._readable_from = 0.0  # monotonic time from which reads may go to Redis again
         self._url = url
         self._timeout = timeout
+        self._invalidate_timeout = timeout if invalidate_timeout is None else invalidate_timeout
+        self._settle = settle_seconds
         self._max_connections = max_connections
         self._stats = stats
         self._client: aredis.Redis | None = None
+        self._held: list[aredis.Connection] = []  # idle connections of the batched reads
+
+    @property
+    def readable(self) -> bool:
+        """Whether a read may be answered from Redis now (see the class's docstring)."""
+        return self._client is not None and not self.suspect and time.monotonic() >= self._readable_from
 
     def open(self) -> None:
         """Creates the client (no I/O: connections are made on first use)."""
@@ -96,20 +128,41 @@ class RedisTier:
 
     async def close(self) -> None:
         if self._client is not None:
-            await close_client(self._client)
-            self._client = None
+            client, self._client = self._client, None
+            held, self._held = self._held, []
+            for connection in held:
+                with contextlib.suppress(*FAILURES):
+                    await connection.disconnect()
+            await close_client(client)
 
     @property
     def raw(self) -> aredis.Redis | None:
         """The client itself, for tests and diagnostics."""
         return self._client
 
-    async def fetch(self, text: str) -> list[bytes | None] | None:
-        """[value, generation] of one key, or None when Redis cannot answer in time."""
+    async def mget(self, names: Sequence[str]) -> list[bytes | None] | None:
+        """The values of `names` in one MGET, or None when Redis cannot answer in time.
+
+        On a connection this tier holds for its reads rather than one checked out of the pool: a checkout (lock,
+        liveness check) costs about half as much CPU again as the MGET itself. redis-py closes a connection on any
+        error or cancellation mid-command, and the next command opens it again."""
         if self._client is None:
             return None
-        result = await self._call(self._client.mget, text, keys.generation(text))
-        return result  # type: ignore[return-value]  # bytes, not str: the client does not decode responses
+        self._stats.read_batches += 1
+        held = self._held.pop() if self._held else self._client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        try:
+            return await self._call(_mget_on, held, names)
+        finally:
+            if self._client is not None and len(self._held) < _HELD_CONNECTIONS:
+                self._held.append(held)
+            else:
+                await held.disconnect()
+
+    async def ping(self) -> bool:
+        """A probe that ignores the breaker's open period (background use only): True if Redis answered."""
+        if self._client is None:
+            return False
+        return await self._call(self._client.ping, force=True) is not None
 
     async def store(self, text: str, generation: bytes | None, value: bytes, ttl_ms: int) -> bool | None:
         """Sets the value if the generation is still `generation`: True stored, False refused, None failed."""
@@ -120,12 +173,23 @@ class RedisTier:
         )
         return None if stored is None else bool(stored)
 
-    async def invalidate(self, texts: Sequence[str], generation_ttl_ms: int, message: bytes) -> bool:
-        """Deletes the values, bumps their generations and publishes `message`, atomically. False: not done."""
+    async def invalidate(
+        self, texts: Sequence[str], generation_ttl_ms: int, message: bytes, *, force: bool = False
+    ) -> bool:
+        """Deletes the values, bumps their generations and publishes `message`, atomically. False: not done.
+
+        Waits up to the invalidation timeout (a write's answer waits for it). `force` tries even while the breaker
+        is open (the background replay, which is no caller's wait)."""
         if self._client is None:
             return False
         pairs = [k for text in texts for k in (text, keys.generation(text))]
-        done = await self._call(self._invalidate_script, pairs, [generation_ttl_ms, keys.CHANNEL, message])
+        done = await self._call(
+            self._invalidate_script,
+            pairs,
+            [generation_ttl_ms, keys.CHANNEL, message],
+            budget=self._invalidate_timeout,
+            force=force,
+        )
         return done is not None
 
     async def warm(self, items: Sequence[tuple[str, bytes, int]]) -> list[int] | None:
@@ -135,14 +199,15 @@ class RedisTier:
         try:
             async with asyncio.timeout(_WARM_BATCH_SECONDS):
                 result = await self._warm_pipeline(self._client, items)
-        except FAILURES:
+        except FAILURES as exc:
             self._stats.redis_errors += 1
+            self._suspect_after(exc)
             self.breaker.release()
             return None
         except BaseException:
             self.breaker.release()
             raise
-        self.breaker.success()
+        self._succeeded()
         return result
 
     async def _warm_pipeline(self, client: aredis.Redis, items: Sequence[tuple[str, bytes, int]]) -> list[int]:
@@ -151,18 +216,33 @@ class RedisTier:
                 await self._warm_script([text, keys.generation(text)], [value, max(1, ttl_ms)], client=pipe)
             return [int(r) for r in await pipe.execute()]
 
-    async def _call(self, op: Callable[..., Awaitable[T]], *args: Any) -> T | None:
-        if not self.breaker.allow():
+    async def _call(
+        self, op: Callable[..., Awaitable[T]], *args: Any, budget: float | None = None, force: bool = False
+    ) -> T | None:
+        if not self.breaker.allow() and not force:
             return None
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout if budget is None else budget):
                 result = await op(*args)
-        except FAILURES:
+        except FAILURES as exc:
             self._stats.redis_errors += 1
             self.breaker.failure()
+            self._suspect_after(exc)
             return None
         except BaseException:
             self.breaker.release()
             raise
-        self.breaker.success()
+        self._succeeded()
         return result
+
+    def _suspect_after(self, exc: BaseException) -> None:
+        """A lost connection, or failures enough to open the breaker, may mean Redis was out of other processes'
+        reach too; a lone timeout (this process too busy to read the answer in time, say) does not."""
+        if not isinstance(exc, TimeoutError) or self.breaker.state is not State.CLOSED:
+            self.suspect = True
+
+    def _succeeded(self) -> None:
+        if self.suspect:
+            self.suspect = False
+            self._readable_from = time.monotonic() + self._settle
+        self.breaker.success()

@@ -1,4 +1,8 @@
-"""In-process coalescing of concurrent misses: one load per key at a time, every concurrent reader shares it.
+"""In-process coalescing of concurrent misses: one load per key at a time, concurrent readers share it.
+
+A reader shares a load only if the load's database read begins after the reader began: the load read the same
+generation from Redis as the reader (no invalidation in between), or it has not called its loader yet. So a reader
+never gets a row read before a write that had returned before the reader began (docs/caching.md).
 
 A flight runs in its own task, so a caller that gives up (a cancelled RPC) neither cancels the load for the others
 nor leaves them without an answer. An invalidation detaches the key's flight and marks it stale: readers that
@@ -20,10 +24,12 @@ Value = bytes | None
 class Flight:
     """One load in progress."""
 
-    __slots__ = ("stale", "task")
+    __slots__ = ("begun", "generation", "stale", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, generation: bytes | None) -> None:
         self.stale = False
+        self.begun = False  # the loader has been called
+        self.generation = generation  # the key's generation in Redis when the load was decided; None: not known
         self.task: asyncio.Task[Value] | None = None
 
 
@@ -34,14 +40,20 @@ class SingleFlight:
         self._flights: dict[str, Flight] = {}
         self._running: set[asyncio.Task[Value]] = set()  # detached flights too, so `cancel_all` reaches them
 
-    def running(self, key: str) -> asyncio.Task[Value] | None:
-        """The load of `key` in progress, if any."""
+    def joinable(self, key: str, generation: bytes | None) -> asyncio.Task[Value] | None:
+        """The load of `key` in progress that a reader who saw `generation` (None: Redis not read) may share."""
         flight = self._flights.get(key)
-        return None if flight is None else flight.task
+        if flight is None:
+            return None
+        if not flight.begun or (generation is not None and flight.generation == generation):
+            return flight.task
+        return None
 
-    def start(self, key: str, run: Callable[[Flight], Coroutine[Any, Any, Value]]) -> asyncio.Task[Value]:
-        """Starts loading `key` in a new task running `run(flight)`; call only when `running(key)` is None."""
-        flight = self._flights[key] = Flight()
+    def start(
+        self, key: str, generation: bytes | None, run: Callable[[Flight], Coroutine[Any, Any, Value]]
+    ) -> asyncio.Task[Value]:
+        """Starts loading `key` in a new task running `run(flight)`; it replaces (detaches) any earlier flight."""
+        flight = self._flights[key] = Flight(generation)
         flight.task = task = asyncio.create_task(run(flight))
         self._running.add(task)
         task.add_done_callback(self._done)

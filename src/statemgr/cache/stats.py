@@ -31,6 +31,7 @@ class CacheStats:
         "invalidations",
         "invalidations_dropped",
         "local_flushes",
+        "read_batches",
         "redis_errors",
         "stale_sets_refused",
         "warmed",
@@ -39,6 +40,7 @@ class CacheStats:
     def __init__(self) -> None:
         self.by_kind: dict[Kind, KindStats] = {kind: KindStats() for kind in Kind.ALL}
         self.redis_errors = 0  # timeouts and connection errors
+        self.read_batches = 0  # MGETs sent for reads
         self.stale_sets_refused = 0  # loads not stored because the key was invalidated meanwhile
         self.invalidations = 0  # keys invalidated by this process
         self.invalidations_dropped = 0  # keys whose Redis invalidation was lost (pending queue full)

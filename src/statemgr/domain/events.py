@@ -21,6 +21,7 @@ class EventType(enum.StrEnum):
     MESSAGE_RETRIED = "message.retried"
     CUSTOMER_CREATED = "customer.created"
     CUSTOMER_UPDATED = "customer.updated"
+    CUSTOMER_ERASED = "customer.erased"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

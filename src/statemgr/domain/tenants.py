@@ -13,8 +13,8 @@ from statemgr.domain.errors import InvalidArgument, Unauthenticated
 
 KEY_PREFIX = "sm"
 _PREFIX_SHOWN = 12
-MIN_RETENTION = dt.timedelta(hours=1)
-MAX_RETENTION = dt.timedelta(days=3650)
+MIN_RETENTION = dt.timedelta(days=1)
+MAX_RETENTION = dt.timedelta(days=36525)  # 100 years
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ def tenant_of_secret(secret: str) -> uuid.UUID:
 
 def check_retention(value: dt.timedelta, field: str) -> dt.timedelta:
     if not MIN_RETENTION <= value <= MAX_RETENTION:
-        raise InvalidArgument(field, "must be between 1 hour and 3650 days")
+        raise InvalidArgument(field, "must be between 1 day and 100 years")
     return value
 
 

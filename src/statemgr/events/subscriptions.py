@@ -12,7 +12,6 @@ A stream goes through three steps, each gap-free and duplicate-free because the 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import uuid
@@ -93,15 +92,11 @@ class Dispatcher:
         for feed in feeds:
             await feed.wait_stopped()
 
-    async def stream(self, tenant_id: uuid.UUID, wanted: event_log.Filter, start: Start) -> AsyncGenerator[Item]:
-        """The subscription's items, until the caller stops iterating or an error (OUT_OF_RANGE, ...) is raised."""
-        metrics.SUBSCRIBERS.inc()
-        try:
-            async with contextlib.aclosing(_Stream(self, tenant_id, wanted).run(start)) as items:
-                async for item in items:
-                    yield item
-        finally:
-            metrics.SUBSCRIBERS.dec()
+    def stream(self, tenant_id: uuid.UUID, wanted: event_log.Filter, start: Start) -> AsyncGenerator[Item]:
+        """The subscription's items, until the caller stops iterating (and closes it: contextlib.aclosing) or an
+        error (OUT_OF_RANGE, ...) is raised. The stream's own generator, not a wrapper around it: every delivery
+        passes through each generator layer, and a thousand streams make that count."""
+        return _Stream(self, tenant_id, wanted).run(start)
 
     def attach(self, tenant_id: uuid.UUID, subscriber: Subscriber, after: Position) -> tuple[TenantFeed, Position]:
         if self._closing:
@@ -134,21 +129,27 @@ class _Stream:
         self.already: frozenset[int] = frozenset()  # seqs committed before a from_now subscription began
 
     async def run(self, start: Start) -> AsyncGenerator[Item]:
-        if start.from_now:
-            self.position, self.already = await event_log.now(self.db, self.tenant_id)
-        else:
-            async for delivery in self._replay(start.after or START):
-                yield delivery
-        subscriber = Subscriber(self.wanted, self.dispatcher.buffer_size)
-        feed, live_from = self.dispatcher.attach(self.tenant_id, subscriber, self.position)
+        metrics.SUBSCRIBERS.inc()
         try:
-            async for delivery in self._replay(self.position, upto=live_from):
-                yield delivery
-            yield Heartbeat(self.position)  # the stream is live from here on
-            async for item in self._live(subscriber):
-                yield item
+            if start.from_now:
+                self.position, self.already = await event_log.now(self.db, self.tenant_id)
+            else:
+                async for delivery in self._replay(start.after or START):
+                    yield delivery
+            subscriber = Subscriber(self.wanted, self.dispatcher.buffer_size)
+            feed, live_from = self.dispatcher.attach(self.tenant_id, subscriber, self.position)
+            try:
+                async for delivery in self._replay(self.position, upto=live_from):
+                    yield delivery
+                yield Heartbeat(self.position)  # the stream is live from here on
+                while True:  # the live loop, inline rather than one more generator each delivery goes through
+                    item = self._live(await subscriber.next(self.dispatcher.heartbeat_seconds), subscriber)
+                    if item is not None:
+                        yield item
+            finally:
+                self.dispatcher.detach(feed, subscriber)
         finally:
-            self.dispatcher.detach(feed, subscriber)
+            metrics.SUBSCRIBERS.dec()
 
     async def _replay(self, after: Position, upto: Position = END) -> AsyncIterator[Delivery]:
         """Events after `after` (up to `upto`) straight from the log; leaves self.position where it stopped."""
@@ -164,13 +165,10 @@ class _Stream:
             if page.caught_up:
                 return
 
-    async def _live(self, subscriber: Subscriber) -> AsyncIterator[Item]:
-        while True:
-            delivery = await subscriber.next(self.dispatcher.heartbeat_seconds)
-            if delivery is None:
-                self.position = max(self.position, subscriber.reached)
-                yield Heartbeat(self.position)
-                continue
-            self.position = delivery.event.position
-            if delivery.event.position.seq not in self.already:
-                yield delivery
+    def _live(self, delivery: Delivery | None, subscriber: Subscriber) -> Item | None:
+        """What a live wait produced: the delivery, a heartbeat when none came, None for one already seen."""
+        if delivery is None:
+            self.position = max(self.position, subscriber.reached)
+            return Heartbeat(self.position)
+        self.position = delivery.event.position
+        return delivery if delivery.event.position.seq not in self.already else None

@@ -132,8 +132,10 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EraseCustomer(self, request, context):
-        """Removes the customer's personal data everywhere; idempotent; leaves an audit row without personal data.
-        Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """Removes the customer's personal data everywhere (live tables, event log, caches, archives); idempotent: a repeat
+        answers the first call's audit id. Leaves an audit row without personal data and publishes customer.erased.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (a concurrent change; retry), UNAVAILABLE (the archive store is
+        unreachable: the live data is erased, call again to finish the archives).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

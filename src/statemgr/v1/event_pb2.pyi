@@ -24,6 +24,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_MESSAGE_RETRIED: _ClassVar[EventType]
     EVENT_TYPE_CUSTOMER_CREATED: _ClassVar[EventType]
     EVENT_TYPE_CUSTOMER_UPDATED: _ClassVar[EventType]
+    EVENT_TYPE_CUSTOMER_ERASED: _ClassVar[EventType]
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_CONVERSATION_CREATED: EventType
 EVENT_TYPE_CONVERSATION_STATE_CHANGED: EventType
@@ -35,6 +36,7 @@ EVENT_TYPE_MESSAGE_STATUS_CHANGED: EventType
 EVENT_TYPE_MESSAGE_RETRIED: EventType
 EVENT_TYPE_CUSTOMER_CREATED: EventType
 EVENT_TYPE_CUSTOMER_UPDATED: EventType
+EVENT_TYPE_CUSTOMER_ERASED: EventType
 
 class Event(_message.Message):
     __slots__ = ("id", "cursor", "type", "tenant_id", "conversation_id", "customer_id", "message_id", "conversation_state", "message_status", "agent_id", "genesys_conversation_id", "create_time")
