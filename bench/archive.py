@@ -7,8 +7,10 @@ Creates a database, seeds one tenant with closed conversations past retention ho
 as many status history rows) with SQL generate_series, starts `statemgr serve` (its own retention job off), and
 drives ResolveInbound and UpdateMessageStatus at `--rate` calls per second each, open loop (latency counted from
 each call's scheduled time), first alone for `--duration` seconds, then while `statemgr retention run` archives
-the tenant to a local folder. Prints the archive's rows per second and the p50/p95/p99 of both RPCs with and
-without it. Not a test: figures only. The machine's load (uptime) is printed with them.
+the tenant to a local folder, then alone again for `--duration` seconds (the baseline is both alone phases, before
+and after, so a machine whose load from other work changes meanwhile skews it less). Prints the archive's rows
+per second and the p50/p95/p99 of both RPCs with and without it. Not a test: figures only. The machine's load
+(uptime) is printed with them.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ async def main(options: Options) -> None:
                     archiving, summary = _archive(url, tenant_id, archive)
                     during = await _drive(calls, options.rate, archiving)
                     rows, elapsed, output = await summary
+                after = await _drive(calls, options.rate, _after(options.duration))
         print(output.strip().splitlines()[-2] if output.strip() else "(no summary)")
         print(f"archive: {rows:,} rows in {elapsed:.1f} s = {rows / elapsed:,.0f} rows/s")
-        _report(alone, during)
+        _report({name: alone[name] + after[name] for name in alone}, during)
     print(f"load at end: {_load()}")
 
 
@@ -141,11 +144,11 @@ async def _calls(channel: grpc.aio.Channel, key: str) -> dict[str, Call]:
         request = ins.ResolveInboundRequest(
             whatsapp_id=f"4478{i % 5000:08d}", whatsapp_message_id=f"wamid.{run}.{i}", content=f"message {i}"
         )
-        return await integration.ResolveInbound(request, metadata=metadata, timeout=10)
+        return await integration.ResolveInbound(request, metadata=metadata, timeout=60)
 
     async def status(i: int) -> Any:
         request = ms.UpdateMessageStatusRequest(whatsapp_message_id=wamids[i % len(wamids)], status=statuses[i % 2])
-        return await messages.UpdateMessageStatus(request, metadata=metadata, timeout=10)
+        return await messages.UpdateMessageStatus(request, metadata=metadata, timeout=60)
 
     return {"ResolveInbound": resolve, "UpdateMessageStatus": status}
 

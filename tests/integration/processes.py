@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -56,6 +57,12 @@ class ServeProcess:
             except grpc.aio.AioRpcError:
                 return None
             return int(reply.status)
+
+    def workers(self) -> list[int]:
+        """The pids of the gRPC worker processes `statemgr serve` started (none with --workers 0)."""
+        assert self.proc is not None
+        children = pathlib.Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
     def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
         assert self.proc is not None

@@ -37,7 +37,7 @@ def test_the_workers_stop_when_the_parent_is_killed(workers: Workers) -> None:
     os.kill(workers.parent.pid, signal.SIGKILL)
     workers.parent.wait(timeout=5)
 
-    deadline = time.monotonic() + GRACE + 5
+    deadline = time.monotonic() + GRACE + 30  # a graceful stop; a loaded machine makes it slow
     while any(_alive(pid) for pid in children):
         assert time.monotonic() < deadline, "a worker outlived its parent"
         time.sleep(0.1)

@@ -18,6 +18,7 @@ import structlog
 
 from statemgr import metrics
 from statemgr.api import principal, status
+from statemgr.api.admission import Admission
 from statemgr.api.auth import Authenticator
 from statemgr.domain import errors
 
@@ -29,8 +30,9 @@ Handler = Any  # grpc.RpcMethodHandler: its fields are untyped in grpcio's stubs
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, admission: Admission | None = None) -> None:
         self._auth = authenticator
+        self._admission = admission or Admission()
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]], details: grpc.HandlerCallDetails
@@ -38,7 +40,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or details.method.startswith(_UNAUTHENTICATED_PREFIXES):
             return handler
-        call = _Call(self._auth, details)
+        call = _Call(self._auth, self._admission, details)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 call.wrap_unary(handler.unary_unary),
@@ -57,8 +59,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 class _Call:
     """One RPC's bookkeeping."""
 
-    def __init__(self, auth: Authenticator, details: grpc.HandlerCallDetails) -> None:
+    def __init__(self, auth: Authenticator, admission: Admission, details: grpc.HandlerCallDetails) -> None:
         self.auth = auth
+        self.admission = admission
         self.method = details.method
         self.metadata = dict(details.invocation_metadata or ())
         self.request_id = str(self.metadata.get("x-request-id") or uuid.uuid4().hex)
@@ -69,8 +72,9 @@ class _Call:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
             try:
-                await self._enter()
-                return await inner(request, context)
+                with self.admission:
+                    await self._enter()
+                    return await inner(request, context)
             except BaseException as exc:
                 await self._fail(exc, context)
             finally:
@@ -82,9 +86,10 @@ class _Call:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
             try:
-                await self._enter()
-                async for item in inner(request, context):
-                    yield item
+                with self.admission:
+                    await self._enter()
+                    async for item in inner(request, context):
+                        yield item
             except BaseException as exc:
                 await self._fail(exc, context)
             finally:

@@ -54,6 +54,11 @@ def check_move(source: State, target: State) -> None:
         )
 
 
+def already_in(conversation: Conversation, target: State) -> bool:
+    """Whether a move to `target` is a repeat: staying is not a move (can_move says no), but it is no error either."""
+    return conversation.state is target
+
+
 def check_open(conversation: Conversation) -> None:
     """FAILED_PRECONDITION when the conversation is closed."""
     if conversation.state is State.CLOSED:

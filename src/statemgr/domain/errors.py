@@ -61,6 +61,14 @@ class Aborted(StatemgrError):
     reason = "ABORTED"
 
 
+class CommitOutcomeUnknown(Aborted):
+    """The connection to the database was lost while the write was committing: it may or may not have taken effect.
+    Read the state back, or repeat the call if it is idempotent (request_id, provider message ids, status reports),
+    before doing it again."""
+
+    reason = "COMMIT_OUTCOME_UNKNOWN"
+
+
 class Unauthenticated(StatemgrError):
     """Missing, unknown or revoked API key."""
 

@@ -113,10 +113,18 @@ class ConversationService:
         reason: str,
         etag: int | None = None,
     ) -> domain.Conversation:
-        """Moves the conversation along the state machine; a closure is reported as conversation.closed."""
+        """Moves the conversation along the state machine; a closure is reported as conversation.closed.
+
+        A move to the state the conversation is in already (a transformer resending "agent joined", a retry whose
+        first answer was lost) answers the conversation as it is: no write, no event, no history entry, whatever
+        the reason, since what the caller asked for holds. An etag, when sent, is checked first all the same: it
+        says "only if nothing changed since I read", and something did.
+        """
         async with self._db.tenant(tenant_id) as conn:
             current = await _locked(conn, tenant_id, conversation_id)
             domain.check_etag(current, etag)
+            if domain.already_in(current, target):
+                return current
             domain.check_move(current.state, target)
             moved = await store.set_state(conn, tenant_id, current, target, reason)
             await outbox.append(conn, tenant_id, _event(_state_event_type(target), moved))

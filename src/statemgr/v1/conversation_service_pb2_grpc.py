@@ -27,6 +27,17 @@ if _version_not_supported:
 
 class ConversationServiceStub:
     """Conversations of the caller's tenant (the API key decides the tenant).
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def __init__(self, channel):
@@ -89,18 +100,37 @@ class ConversationServiceStub:
 
 class ConversationServiceServicer:
     """Conversations of the caller's tenant (the API key decides the tenant).
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def CreateConversation(self, request, context):
-        """Creates an ACTIVE conversation. Retry-safe with request_id.
-        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (an open conversation for this WhatsApp id exists; the error names it).
+        """Creates an ACTIVE conversation.
+        Errors: INVALID_ARGUMENT (BadRequest: conversation.customer_id, conversation.whatsapp_conversation_id,
+        conversation.metadata, request_id reused for another WhatsApp id, ...); NOT_FOUND (ErrorInfo resource
+        "customer"); ALREADY_EXISTS (an open conversation holds this WhatsApp or Genesys conversation id: ErrorInfo
+        metadata existing_id is its id; use it, or close it first); ABORTED (the conversation in the way changed while
+        this call looked at it: retry).
+        Retry: safe with request_id (the same request_id answers the conversation it created); without one, a retry
+        after a lost answer gets ALREADY_EXISTS whose existing_id is the conversation the first attempt created.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetConversation(self, request, context):
-        """Gets a conversation by id. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """Gets a conversation by id.
+        Errors: INVALID_ARGUMENT (BadRequest: conversation_id), NOT_FOUND (ErrorInfo resource "conversation"; also for
+        another tenant's ids). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,52 +138,75 @@ class ConversationServiceServicer:
 
     def LookupConversation(self, request, context):
         """Finds a conversation by an external id: the open one for a WhatsApp id (else the latest), or the one mapped to a
-        current or superseded Genesys id. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        current or superseded Genesys id.
+        Errors: INVALID_ARGUMENT (BadRequest: whatsapp_conversation_id or genesys_conversation_id), NOT_FOUND (ErrorInfo resource names which id). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListConversations(self, request, context):
-        """Lists conversations, newest first, with filters and stable pagination. Errors: INVALID_ARGUMENT.
+        """Lists conversations, newest first, with filters and stable pagination.
+        Errors: INVALID_ARGUMENT (BadRequest: page_size, page_token (from another query or tenant), state, agent_id,
+        customer_id, the activity range). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SearchConversations(self, request, context):
-        """Searches conversations by external ids, metadata and the customer's phone or name. Errors: INVALID_ARGUMENT.
+        """Searches conversations by external ids, metadata and the customer's phone or name.
+        Errors: INVALID_ARGUMENT (BadRequest: page_size, page_token, customer_phone_number with the number's problem,
+        metadata). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateConversation(self, request, context):
-        """Updates the Genesys mapping or the metadata. Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag mismatch),
-        FAILED_PRECONDITION (closed).
+        """Updates the Genesys mapping or the metadata named in update_mask; values equal to the current ones write nothing.
+        Errors: INVALID_ARGUMENT (BadRequest: update_mask, conversation.id, conversation.genesys_conversation_id,
+        conversation.metadata, conversation.etag); NOT_FOUND (resource "conversation"); ALREADY_EXISTS (another open
+        conversation is mapped to that Genesys id: existing_id); FAILED_PRECONDITION (ErrorInfo reason
+        CONVERSATION_CLOSED); ABORTED (conversation.etag no longer matches: read again, then decide).
+        Retry: safe without an etag; with one, a retry after a lost answer gets ABORTED (the first attempt changed the
+        etag): read the conversation and check.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TransitionConversation(self, request, context):
-        """Moves a conversation to another state. Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (illegal move),
-        ABORTED (etag mismatch).
+        """Moves a conversation to another state (active <-> waiting; active|waiting -> error; error -> active;
+        active|waiting|error -> closed). A move to the state it is in already answers OK with the conversation
+        unchanged: no event, no history entry, etag unchanged, whatever the reason (what the caller asked for holds);
+        an etag sent is still checked first.
+        Errors: INVALID_ARGUMENT (BadRequest: conversation_id, state (UNSPECIFIED), reason, etag); NOT_FOUND (resource
+        "conversation"); FAILED_PRECONDITION (ErrorInfo reason ILLEGAL_STATE_TRANSITION, or CONVERSATION_CLOSED: closed
+        is final); ABORTED (etag no longer matches: read again, then decide).
+        Retry: safe without an etag: a repeat of a move that happened answers OK without a second event; with one, a
+        retry after a lost answer gets ABORTED (the first attempt changed the etag): read the conversation and check.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TransferConversation(self, request, context):
-        """Assigns a conversation to an agent; the assignment history is kept.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (closed).
+        """Assigns a conversation to an agent; the assignment history is kept. A transfer to the agent it has already
+        answers OK without an event.
+        Errors: INVALID_ARGUMENT (BadRequest: conversation_id, agent_id (a UUID), reason); NOT_FOUND (resource
+        "conversation"); FAILED_PRECONDITION (reason CONVERSATION_CLOSED).
+        Retry: safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CloseConversation(self, request, context):
-        """Closes a conversation. Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (already closed).
+        """Closes a conversation (TransitionConversation to CLOSED). Closing a closed conversation answers OK with it as
+        it is, without an event.
+        Errors: INVALID_ARGUMENT (BadRequest: conversation_id, reason); NOT_FOUND (resource "conversation").
+        Retry: safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,7 +214,9 @@ class ConversationServiceServicer:
 
     def GetConversationHistory(self, request, context):
         """The timeline of a conversation in order: creation, state changes, assignments, Genesys mapping changes,
-        messages and their status changes. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        messages and their status changes.
+        Errors: INVALID_ARGUMENT (BadRequest: conversation_id, page_size, page_token), NOT_FOUND (resource
+        "conversation"). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,6 +285,17 @@ def add_ConversationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ConversationService:
     """Conversations of the caller's tenant (the API key decides the tenant).
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     @staticmethod

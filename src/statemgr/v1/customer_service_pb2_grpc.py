@@ -27,6 +27,17 @@ if _version_not_supported:
 
 class CustomerServiceStub:
     """Customers of the caller's tenant.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def __init__(self, channel):
@@ -79,38 +90,60 @@ class CustomerServiceStub:
 
 class CustomerServiceServicer:
     """Customers of the caller's tenant.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def UpsertCustomer(self, request, context):
-        """Creates or updates a customer keyed by WhatsApp id. Errors: INVALID_ARGUMENT (with the phone number's problem).
+        """Creates or updates a customer keyed by WhatsApp id.
+        Errors: INVALID_ARGUMENT (BadRequest: customer.whatsapp_id, customer.phone_number with the number's problem,
+        customer.name, customer.preferences, ...).
+        Retry: safe; the same customer again changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCustomer(self, request, context):
-        """Gets a customer by id. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """Gets a customer by id.
+        Errors: INVALID_ARGUMENT (BadRequest: customer_id), NOT_FOUND (ErrorInfo resource "customer").
+        Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LookupCustomer(self, request, context):
-        """Finds a customer by WhatsApp id or by a phone number in any format. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """Finds a customer by WhatsApp id or by a phone number in any format.
+        Errors: INVALID_ARGUMENT (BadRequest: whatsapp_id, or phone_number with the number's problem), NOT_FOUND (resource names which key). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SearchCustomers(self, request, context):
-        """Searches customers by part of the name (case- and accent-insensitive) or a phone prefix. Errors: INVALID_ARGUMENT.
+        """Searches customers by part of the name (case- and accent-insensitive) or a phone prefix.
+        Errors: INVALID_ARGUMENT (BadRequest: name_query, phone_prefix, page_size, page_token).
+        Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateCustomer(self, request, context):
-        """Updates the fields named in update_mask. Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag mismatch).
+        """Updates the fields named in update_mask.
+        Errors: INVALID_ARGUMENT (BadRequest: update_mask, customer.id, or the field at fault); NOT_FOUND (resource
+        "customer"); ABORTED (customer.etag no longer matches: read again, then decide).
+        Retry: safe without an etag; with one, a retry after a lost answer gets ABORTED: read the customer and check.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,14 +151,17 @@ class CustomerServiceServicer:
 
     def GetCustomerContext(self, request, context):
         """Profile, open conversation, reply window, recent conversations and last messages in one call.
-        Errors: INVALID_ARGUMENT, NOT_FOUND.
+        Errors: INVALID_ARGUMENT (BadRequest: the key field), NOT_FOUND (resource "customer").
+        Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCustomerHistory(self, request, context):
-        """The customer's conversations over time, with states and agents, newest first. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """The customer's conversations over time, with states and agents, newest first.
+        Errors: INVALID_ARGUMENT (BadRequest: customer_id, page_size, page_token), NOT_FOUND (resource "customer").
+        Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -194,6 +230,17 @@ def add_CustomerServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CustomerService:
     """Customers of the caller's tenant.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     @staticmethod

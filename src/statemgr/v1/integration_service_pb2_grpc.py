@@ -27,6 +27,17 @@ if _version_not_supported:
 
 class IntegrationServiceStub:
     """One round trip per webhook for the transformer services.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def __init__(self, channel):
@@ -49,12 +60,26 @@ class IntegrationServiceStub:
 
 class IntegrationServiceServicer:
     """One round trip per webhook for the transformer services.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def ResolveInbound(self, request, context):
         """For the inbound transformer, in one transaction: upsert the customer, find the open conversation of the WhatsApp
         conversation or open a new one, record the inbound message idempotently, and return the customer context.
-        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (message id reused with different content).
+        Errors: INVALID_ARGUMENT (BadRequest: whatsapp_id, phone_number with the number's problem, whatsapp_message_id,
+        content, media_urls, ...); ALREADY_EXISTS (the message id is recorded with different content: existing_id is
+        that message; nothing of this call is written); ABORTED (a concurrent change won: retry).
+        Retry: safe; the same webhook again answers the first record with message_created false.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -63,7 +88,10 @@ class IntegrationServiceServicer:
     def ResolveOutbound(self, request, context):
         """For the outbound transformer: the customer's WhatsApp id and phone for a Genesys conversation (current or
         superseded id), whether the reply window is open, and the outbound message recorded idempotently.
-        Errors: INVALID_ARGUMENT, NOT_FOUND (unknown Genesys conversation), ALREADY_EXISTS.
+        Errors: INVALID_ARGUMENT (BadRequest: genesys_conversation_id, genesys_message_id, content, media_urls);
+        NOT_FOUND (resource: no conversation for that Genesys id); ALREADY_EXISTS (the Genesys message id is recorded
+        with different content: existing_id); FAILED_PRECONDITION (reason CONVERSATION_CLOSED); ABORTED (retry).
+        Retry: safe; the same message again answers the first record with message_created false.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +120,17 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IntegrationService:
     """One round trip per webhook for the transformer services.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     @staticmethod

@@ -27,6 +27,17 @@ if _version_not_supported:
 
 class MessageServiceStub:
     """Messages of the caller's tenant and their delivery status.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def __init__(self, channel):
@@ -79,41 +90,66 @@ class MessageServiceStub:
 
 class MessageServiceServicer:
     """Messages of the caller's tenant and their delivery status.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def RecordMessage(self, request, context):
         """Records a message, idempotent per tenant on its WhatsApp and Genesys ids: the same id again returns the first
-        record. Errors: INVALID_ARGUMENT, NOT_FOUND (conversation), ALREADY_EXISTS (same id, different content),
-        FAILED_PRECONDITION (conversation closed).
+        record (created false).
+        Errors: INVALID_ARGUMENT (BadRequest: message.conversation_id, message.whatsapp_message_id, message.direction,
+        message.status, message.content, message.media_urls, ...); NOT_FOUND (resource "conversation");
+        ALREADY_EXISTS (the id is recorded with different content, or belongs to another message: existing_id is that
+        message); FAILED_PRECONDITION (reason CONVERSATION_CLOSED); ABORTED (the conversation changed meanwhile: retry).
+        Retry: safe (idempotent on the provider id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetMessage(self, request, context):
-        """Gets a message by id. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """Gets a message by id.
+        Errors: INVALID_ARGUMENT (BadRequest: message_id), NOT_FOUND (ErrorInfo resource "message").
+        Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LookupMessage(self, request, context):
-        """Finds a message by its WhatsApp or Genesys id. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """Finds a message by its WhatsApp or Genesys id.
+        Errors: INVALID_ARGUMENT (BadRequest: whatsapp_message_id or genesys_message_id),
+        NOT_FOUND (resource names which id). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMessages(self, request, context):
-        """A conversation's messages in the order they were recorded. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """A conversation's messages in the order they were recorded.
+        Errors: INVALID_ARGUMENT (BadRequest: conversation_id, page_size, page_token), NOT_FOUND (resource
+        "conversation"). Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateMessage(self, request, context):
-        """Attaches a provider id to a message (update_mask: genesys_message_id, whatsapp_message_id).
-        Errors: INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS (id used by another message or already set differently).
+        """Attaches a provider id to a message (update_mask: genesys_message_id, whatsapp_message_id); the value it has
+        already answers OK.
+        Errors: INVALID_ARGUMENT (BadRequest: update_mask, message.id, the id field); NOT_FOUND (resource "message");
+        ALREADY_EXISTS (the id belongs to another message, or this message has a different one: existing_id); ABORTED
+        (the message changed meanwhile: retry).
+        Retry: safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,23 +158,31 @@ class MessageServiceServicer:
     def UpdateMessageStatus(self, request, context):
         """Applies a provider status report. The status only moves up (PENDING < SENT < FAILED < DELIVERED < READ) and the
         reported status's time is filled. A report for an unknown id is parked and applied when the message is recorded.
-        Errors: INVALID_ARGUMENT.
+        Errors: INVALID_ARGUMENT (BadRequest: the key, status (UNSPECIFIED or PENDING), status_time, error_code);
+        ABORTED (a concurrent update to the message won: retry).
+        Retry: safe; the same report again answers changed false.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BatchUpdateMessageStatus(self, request, context):
-        """Applies up to 1,000 status reports; each gets its own result, a bad one never fails the others.
-        Errors: INVALID_ARGUMENT (empty or over 1,000 items).
+        """Applies up to 1,000 status reports; each gets its own result (code, and field for INVALID_ARGUMENT), a bad one
+        never fails the others.
+        Errors: INVALID_ARGUMENT (BadRequest: requests, when empty or over 1,000 items); ABORTED (a concurrent update
+        won: retry the batch).
+        Retry: safe, the whole batch (each report is idempotent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RetryMessage(self, request, context):
-        """Moves a FAILED message back to PENDING, counting the attempt. Errors: INVALID_ARGUMENT, NOT_FOUND,
-        FAILED_PRECONDITION (not FAILED, or the retry limit is reached).
+        """Moves a FAILED message back to PENDING, counting the attempt (an operator's action).
+        Errors: INVALID_ARGUMENT (BadRequest: message_id); NOT_FOUND (resource "message"); FAILED_PRECONDITION
+        (ErrorInfo reason MESSAGE_NOT_FAILED, or RETRY_LIMIT_REACHED after STATEMGR_MAX_MESSAGE_RETRIES attempts).
+        Retry: a repeat after a lost answer gets MESSAGE_NOT_FAILED (the first attempt took it to PENDING): read the
+        message instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,6 +241,17 @@ def add_MessageServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MessageService:
     """Messages of the caller's tenant and their delivery status.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     @staticmethod

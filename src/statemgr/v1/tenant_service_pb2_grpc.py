@@ -27,6 +27,17 @@ if _version_not_supported:
 
 class TenantServiceStub:
     """Tenant administration. Every call needs the admin key (STATEMGR_ADMIN_KEY); a tenant key answers PERMISSION_DENIED.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def __init__(self, channel):
@@ -74,56 +85,78 @@ class TenantServiceStub:
 
 class TenantServiceServicer:
     """Tenant administration. Every call needs the admin key (STATEMGR_ADMIN_KEY); a tenant key answers PERMISSION_DENIED.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     def CreateTenant(self, request, context):
-        """Creates a tenant. Errors: INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Creates a tenant (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: tenant.display_name, tenant.default_region, ...).
+        Retry: not idempotent; a retry after a lost answer creates a second tenant, so list or get before retrying.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTenant(self, request, context):
-        """Gets a tenant. Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Gets a tenant (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: tenant_id), NOT_FOUND (ErrorInfo resource "tenant").
+        Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTenant(self, request, context):
-        """Updates the tenant's settings named in update_mask (time_zone).
-        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Updates the tenant's settings named in update_mask: time_zone, the zone analytics reads days in (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: tenant.id, update_mask, tenant.time_zone), NOT_FOUND (ErrorInfo resource
+        "tenant").
+        Retry: safe (setting the same value again changes nothing).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
-        """Issues a new random API key for a tenant; the secret is returned once.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Issues a new random API key for a tenant; the secret is returned once (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: tenant_id), NOT_FOUND (ErrorInfo resource "tenant").
+        Retry: each call issues another key; after a lost answer retry, then revoke the key whose secret you never saw.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeApiKey(self, request, context):
-        """Revokes an API key; calls with it fail within seconds. Revoking twice is not an error.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Revokes an API key; calls with it fail within STATEMGR_AUTH_CACHE_SECONDS (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: the id field), NOT_FOUND (ErrorInfo resource: the key or its tenant).
+        Retry: safe; revoking twice is not an error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRetentionPolicy(self, request, context):
-        """Gets a tenant's retention periods. Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Gets a tenant's retention periods (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: tenant_id), NOT_FOUND (ErrorInfo resource "tenant").
+        Retry: safe (read only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateRetentionPolicy(self, request, context):
-        """Updates a tenant's retention periods named in update_mask.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Updates a tenant's retention periods named in update_mask (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: the period or update_mask path at fault), NOT_FOUND (resource "tenant").
+        Retry: safe; the same values again change nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -177,6 +210,17 @@ def add_TenantServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TenantService:
     """Tenant administration. Every call needs the admin key (STATEMGR_ADMIN_KEY); a tenant key answers PERMISSION_DENIED.
+
+    Errors. Every error carries a google.rpc.Status in the grpc-status-details-bin trailer: INVALID_ARGUMENT with a
+    google.rpc.BadRequest whose field_violations[].field names the request field (for example "message.content");
+    every other code with a google.rpc.ErrorInfo (domain "statemgr.v1", reason in UPPER_SNAKE, metadata "request_id";
+    "resource" on NOT_FOUND; "existing_id", the id of what is in the way, on ALREADY_EXISTS). Besides the codes listed
+    per RPC, any call may answer UNAUTHENTICATED (missing, unknown or revoked key: fix the key, do not retry),
+    PERMISSION_DENIED (the admin key on a tenant service or a tenant key on TenantService: do not retry), UNAVAILABLE
+    (the database is unreachable or the server is stopping: retry with backoff where the RPC says it is retry-safe)
+    and DEADLINE_EXCEEDED or CANCELLED (the caller's own deadline or cancellation). INVALID_ARGUMENT, NOT_FOUND and
+    FAILED_PRECONDITION are final for that request: retrying it unchanged gets the same answer. Nothing is written
+    when a call fails.
     """
 
     @staticmethod
