@@ -30,6 +30,7 @@ from statemgr.events.pruner import Pruner
 from statemgr.events.publisher import AmqpPublisher
 from statemgr.events.relay import Relay
 from statemgr.store.db import Connection
+from statemgr.store.events import Backoff
 
 if TYPE_CHECKING:
     from statemgr.app import App
@@ -44,8 +45,13 @@ def _relay(app: App) -> Duty | None:
     if not settings.amqp_url:
         return None
     publisher = AmqpPublisher(settings.amqp_url, settings.amqp_exchange)
+    backoff = Backoff(settings.event_unroutable_retry_seconds, settings.event_unroutable_retry_max_seconds)
     relay = Relay(
-        publisher, settings.event_relay_batch, settings.event_poll_seconds, settings.event_relay_linger_seconds
+        publisher,
+        settings.event_relay_batch,
+        settings.event_poll_seconds,
+        settings.event_relay_linger_seconds,
+        backoff,
     )
     app.events.listener.add(relay.wake)
     return relay.run

@@ -47,6 +47,8 @@ class Settings:
     event_relay_linger_seconds: float = 0.02
     event_prune_interval_seconds: float = 60.0
     event_leader_poll_seconds: float = 1.0
+    event_unroutable_retry_seconds: float = 5.0
+    event_unroutable_retry_max_seconds: float = 300.0
     # Cache (docs/caching.md). Redis is an accelerator: each call waits at most redis_timeout_ms for it.
     redis_timeout_ms: int = 50
     redis_max_connections: int = 64

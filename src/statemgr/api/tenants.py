@@ -118,7 +118,7 @@ def _retention_changes(request: svc.UpdateRetentionPolicyRequest) -> dict[str, d
             raise InvalidArgument("update_mask", f"cannot update {path!r}; allowed: " + ", ".join(_RETENTION_FIELDS))
         value: duration_pb2.Duration = getattr(request.retention_policy, path)
         field = f"retention_policy.{path}"
-        changes[path] = domain.check_retention(value.ToTimedelta(), field)
+        changes[path] = domain.check_retention(validation.duration(value.seconds, value.nanos, field), field)
     return changes
 
 

@@ -20,7 +20,7 @@ class InvalidArgument(StatemgrError):
     def __init__(self, field: str, description: str) -> None:
         self.field = field
         self.description = description
-        super().__init__(f"{field}: {description}")
+        super().__init__(f"{field}: {description}" if field else description)
 
 
 class NotFound(StatemgrError):
@@ -91,6 +91,10 @@ class OutOfRange(StatemgrError):
     """The position asked for is outside what is kept."""
 
     reason = "OUT_OF_RANGE"
+
+    def __init__(self, message: str | None = None, details: dict[str, str] | None = None) -> None:
+        self.details = details or {}  # what the client needs to recover (ErrorInfo metadata)
+        super().__init__(message)
 
 
 class ResourceExhausted(StatemgrError):

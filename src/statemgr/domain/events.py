@@ -9,7 +9,7 @@ import uuid
 
 
 class EventType(enum.StrEnum):
-    """The kinds of state change; the value is the AMQP routing key's last part."""
+    """The kinds of state change, as stored in the log; events/wire.py maps each to its EventType enum name."""
 
     CONVERSATION_CREATED = "conversation.created"
     CONVERSATION_STATE_CHANGED = "conversation.state_changed"
