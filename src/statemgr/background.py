@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from statemgr import tasks
+from statemgr.analytics.consumer import RollupConsumer
 from statemgr.events.leader import Leadership
 from statemgr.events.pruner import Pruner
 from statemgr.events.publisher import AmqpPublisher
@@ -62,6 +63,13 @@ def _pruner(app: App) -> Duty | None:
     return Pruner(settings.event_prune_interval_seconds, retention, require_published=bool(settings.amqp_url)).run
 
 
+def _rollups(app: App) -> Duty | None:
+    settings = app.settings
+    if not settings.analytics_enabled:
+        return None
+    return RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch).run
+
+
 def _retention(app: App) -> Duty | None:
     if app.settings.retention_interval_seconds <= 0:
         return None  # run by hand (statemgr retention run) or from cron
@@ -74,6 +82,7 @@ def _retention(app: App) -> Duty | None:
 LEADER_DUTIES: tuple[tuple[str, Builder], ...] = (
     ("event-pruner", _pruner),
     ("event-relay", _relay),
+    ("analytics-rollups", _rollups),
     ("retention", _retention),
 )
 

