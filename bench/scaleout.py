@@ -52,15 +52,15 @@ async def settings_for(setup: str, db: Database) -> AsyncIterator[tuple[tuple[st
     """The STATEMGR_* settings of `setup`, with its engine running until the block ends."""
     if setup == "redis cluster":
         cluster = rediscluster.RedisCluster()
-        await asyncio.to_thread(cluster.start)
         try:
+            await asyncio.to_thread(cluster.start)  # a node that started is stopped even if another did not
             yield (("STATEMGR_REDIS_URL", cluster.url),)
         finally:
             cluster.stop()
     elif setup == "pgbouncer":
         bouncer = pgbouncer.PgBouncer(db.admin_url, PGBOUNCER_SERVER_CONNECTIONS)
-        bouncer.start()
         try:
+            bouncer.start()
             yield (
                 ("STATEMGR_DATABASE_URL", bouncer.url(db.name)),
                 ("STATEMGR_DATABASE_DIRECT_URL", db.url),
