@@ -40,9 +40,9 @@ from bench.scenarios import (
     RPC_TIMEOUT_S,
     Context,
     Metadata,
-    _create_conversations,
     _gather_limited,
     _stubs,
+    create_conversations,
     new_tenant,
 )
 from bench.statemgr_server import Config
@@ -91,7 +91,7 @@ async def lookups(ctx: Context, conversations: int) -> Lookups:
     """Makes `conversations` and reads each once, so every one is cached before measuring."""
     metadata: Metadata = await new_tenant(ctx)
     stubs = _stubs(conversation_service_pb2_grpc.ConversationServiceStub, ctx)
-    made = await _create_conversations(stubs[0], metadata, uuid.uuid4().hex[:12], conversations)
+    made = await create_conversations(stubs[0], metadata, uuid.uuid4().hex[:12], conversations)
     requests = [
         conversation_service_pb2.LookupConversationRequest(whatsapp_conversation_id=c.whatsapp_conversation_id)
         for c in made

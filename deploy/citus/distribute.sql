@@ -21,6 +21,15 @@ SELECT create_distributed_table('message_status_history', 'tenant_id', colocate_
 SELECT create_distributed_table('parked_statuses', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('events', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('event_log_floors', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_cursors', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_rollups', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_error_codes', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_customer_sets', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_customer_numbers', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_conversations', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_messages', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_open', 'tenant_id', colocate_with => 'tenants');
+SELECT create_distributed_table('analytics_recent', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('archive_batches', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('archive_objects', 'tenant_id', colocate_with => 'tenants');
 SELECT create_distributed_table('archived_conversations', 'tenant_id', colocate_with => 'tenants');

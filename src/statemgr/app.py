@@ -12,6 +12,7 @@ from statemgr.cache import Cache, WarmReport
 from statemgr.config import Settings
 from statemgr.events.runtime import EventRuntime
 from statemgr.store.db import Database
+from statemgr.store.probe import DatabaseProbe
 
 
 class Role(enum.Enum):
@@ -30,6 +31,7 @@ class App:
     db: Database
     cache: Cache
     events: EventRuntime
+    probe: DatabaseProbe
     metrics: metrics.MetricsServer | None = None
     background: Background | None = None  # the leader duties, where this process runs them
     warming: asyncio.Task[WarmReport] | None = None  # the cache warm-up, started with the background
@@ -42,15 +44,26 @@ class App:
             settings.db_pool_min,
             settings.db_pool_max,
             prepared_statements=settings.db_prepared_statements,
+            acquire_timeout=settings.db_acquire_timeout_seconds,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            busy_timeout=settings.db_busy_timeout_seconds,
+        )
+        probe = DatabaseProbe(
+            settings.database_url,
+            db,
+            settings.db_probe_seconds,
+            settings.db_acquire_timeout_seconds,
+            settings.db_connect_timeout_seconds,
         )
         events = EventRuntime(settings, db, streaming=role is not Role.BACKGROUND)
-        app = cls(settings=settings, db=db, cache=Cache.build(settings), events=events)
+        app = cls(settings=settings, db=db, cache=Cache.build(settings), events=events, probe=probe)
         if role is not Role.CALLS:
             app.background = Background(app)
         return app
 
     async def start(self) -> None:
         await self.db.open()
+        await self.probe.start()
         await self.cache.start()  # never fails: Redis down means every read goes to PostgreSQL
         await self.events.start()  # never fails: its connections retry in the background
         if self.settings.metrics_listen:
@@ -70,4 +83,5 @@ class App:
             self.metrics = None
         await self.events.stop()
         await self.cache.stop()
+        await self.probe.stop()
         await self.db.close()

@@ -24,11 +24,13 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from statemgr import tasks
+from statemgr.analytics.consumer import RollupConsumer
 from statemgr.events.leader import Leadership
 from statemgr.events.pruner import Pruner
 from statemgr.events.publisher import AmqpPublisher
 from statemgr.events.relay import Relay
 from statemgr.store.db import Connection
+from statemgr.store.events import Backoff
 
 if TYPE_CHECKING:
     from statemgr.app import App
@@ -43,8 +45,13 @@ def _relay(app: App) -> Duty | None:
     if not settings.amqp_url:
         return None
     publisher = AmqpPublisher(settings.amqp_url, settings.amqp_exchange)
+    backoff = Backoff(settings.event_unroutable_retry_seconds, settings.event_unroutable_retry_max_seconds)
     relay = Relay(
-        publisher, settings.event_relay_batch, settings.event_poll_seconds, settings.event_relay_linger_seconds
+        publisher,
+        settings.event_relay_batch,
+        settings.event_poll_seconds,
+        settings.event_relay_linger_seconds,
+        backoff,
     )
     app.events.listener.add(relay.wake)
     return relay.run
@@ -54,6 +61,13 @@ def _pruner(app: App) -> Duty | None:
     settings = app.settings
     retention = float(settings.event_retention_seconds)
     return Pruner(settings.event_prune_interval_seconds, retention, require_published=bool(settings.amqp_url)).run
+
+
+def _rollups(app: App) -> Duty | None:
+    settings = app.settings
+    if not settings.analytics_enabled:
+        return None
+    return RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch).run
 
 
 def _retention(app: App) -> Duty | None:
@@ -68,6 +82,7 @@ def _retention(app: App) -> Duty | None:
 LEADER_DUTIES: tuple[tuple[str, Builder], ...] = (
     ("event-pruner", _pruner),
     ("event-relay", _relay),
+    ("analytics-rollups", _rollups),
     ("retention", _retention),
 )
 

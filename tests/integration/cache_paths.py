@@ -48,8 +48,9 @@ def forget_tenants(database_url: str, redis_url: str) -> Iterator[None]:
 
 @pytest.fixture
 def cached_settings(settings: Settings, redis_url: str, forget_tenants: None) -> Settings:
-    """The in-process server's settings with the cache on (a short pub/sub ping, so faults are noticed quickly)."""
-    return dataclasses.replace(settings, redis_url=redis_url, cache_pubsub_ping_seconds=0.2)
+    """The in-process server's settings with the cache on (a short pub/sub ping, so faults are noticed quickly;
+    a Redis timeout of 500 ms: a loaded machine is no outage, and the fault tests set their own)."""
+    return dataclasses.replace(settings, redis_url=redis_url, cache_pubsub_ping_seconds=0.2, redis_timeout_ms=500)
 
 
 @dataclasses.dataclass

@@ -14,6 +14,7 @@ import grpc
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from statemgr import server as server_mod
 from statemgr.app import App
@@ -170,6 +171,14 @@ async def clients(server: server_mod.Server) -> AsyncIterator[Clients]:
 @pytest.fixture
 async def tenant(clients: Clients) -> Client:
     return await clients.new_tenant("Tenant A")
+
+
+@pytest.fixture
+async def relay_conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection as the relay's role (statemgr_relay), like the leader's: to prune or mark events."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        await conn.execute("SET ROLE statemgr_relay")
+        yield conn
 
 
 @pytest.fixture

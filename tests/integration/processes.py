@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -20,6 +22,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (each held until all are found: one at a time, the system may repeat one)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 class ServeProcess:
@@ -56,6 +69,12 @@ class ServeProcess:
             except grpc.aio.AioRpcError:
                 return None
             return int(reply.status)
+
+    def workers(self) -> list[int]:
+        """The pids of the gRPC worker processes `statemgr serve` started (none with --workers 0)."""
+        assert self.proc is not None
+        children = pathlib.Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
     def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
         assert self.proc is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES
-from tests.integration.processes import free_port
+from tests.integration.processes import free_ports
 
 # The Debian wrapper /usr/sbin/rabbitmq-server switches to the rabbitmq user, who cannot write a test's directory.
 SERVER = next(
@@ -29,8 +29,7 @@ SERVER = next(
 
 class RabbitNode:
     def __init__(self) -> None:
-        self.port = free_port()
-        self._dist_port = free_port()
+        self.port, self._dist_port = free_ports(2)
         self._dir = Path(tempfile.mkdtemp(prefix="statemgr-rabbit-"))
         self._name = f"statemgr-test-{uuid.uuid4().hex[:8]}@localhost"
         self._proc: subprocess.Popen[bytes] | None = None

@@ -5,6 +5,7 @@ await proxy.start()              # listens on 127.0.0.1:<proxy.port>
 await proxy.cut()                # drops every connection and refuses new ones
 await proxy.restore()            # accepts connections again
 proxy.stall(); proxy.unstall()   # keeps connections open but forwards nothing (a hung dependency)
+proxy.cut_after(b"COMMIT")       # once: forwards the client's next chunk holding it, then drops that connection
 await proxy.close()
 """
 
@@ -24,6 +25,8 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self.connections_accepted = 0
+        self._cut_after: bytes | None = None
+        self.cuts_after = 0
 
     async def start(self) -> None:
         """Listens on a free port (the same port again after `restore`)."""
@@ -57,6 +60,11 @@ class TcpProxy:
     def unstall(self) -> None:
         self._flowing.set()
 
+    def cut_after(self, pattern: bytes) -> None:
+        """The next chunk a client sends that holds `pattern` reaches the upstream, then that one connection is
+        dropped before any answer comes back: the client cannot know what the upstream did with it."""
+        self._cut_after = pattern
+
     async def close(self) -> None:
         self.unstall()
         await self.cut()
@@ -73,7 +81,10 @@ class TcpProxy:
             self._links.discard(task)
             return
         try:
-            await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
+            await asyncio.gather(
+                self._pipe(client_reader, upstream_writer, client=client_writer),
+                self._pipe(upstream_reader, client_writer),
+            )
         except (asyncio.CancelledError, ConnectionError):
             pass
         finally:
@@ -81,7 +92,9 @@ class TcpProxy:
                 _abort(writer)
             self._links.discard(task)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: asyncio.StreamWriter | None = None
+    ) -> None:
         while True:
             data = await reader.read(65536)
             if not data:
@@ -89,6 +102,14 @@ class TcpProxy:
             await self._flowing.wait()
             writer.write(data)
             await writer.drain()
+            if client is not None and self._cut_after is not None and self._cut_after in data:
+                self._cut_after = None
+                self.cuts_after += 1
+                _abort(client)  # before any answer can come back
+                writer.close()  # the upstream gets every byte, then the end of the stream
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                raise ConnectionResetError("cut after the pattern")
         with contextlib.suppress(OSError):
             writer.write_eof()
 

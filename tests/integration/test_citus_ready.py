@@ -24,6 +24,7 @@ LOCAL_TABLES = {"schema_migrations"}
 # that read wants (docs/scaling.md, "PostgreSQL by tenant").
 CROSS_TENANT_INDEXES = {
     "events_unpublished": "the relay reads every tenant's unpublished events in seq order (statemgr/events/relay.py)",
+    "events_unroutable_waiting": "the relay's retry pass reads every tenant's unroutable events that are due",
 }
 SyncConn = psycopg.Connection[tuple[Any, ...]]
 _WITH_TENANT_ID = (

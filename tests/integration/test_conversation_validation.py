@@ -97,7 +97,6 @@ def bad_requests(existing: str) -> list[tuple[str, Any, str]]:
         ("UpdateConversation", update_with(mask("metadata"), id="nope"), "conversation.id"),
         ("UpdateConversation", update_with(mask(), id=existing), "update_mask"),
         ("UpdateConversation", update_with(mask("state"), id=existing), "update_mask"),
-        ("UpdateConversation", update_with(mask("metadata"), id=existing, etag="v1"), "conversation.etag"),
         ("UpdateConversation", update_with(mask("metadata"), id=existing, metadata=BIG), "conversation.metadata"),
         (
             "UpdateConversation",
@@ -116,11 +115,6 @@ def bad_requests(existing: str) -> list[tuple[str, Any, str]]:
             "TransitionConversation",
             cs.TransitionConversationRequest(conversation_id=existing, state=WAITING, reason="r" * 1001),
             "reason",
-        ),
-        (
-            "TransitionConversation",
-            cs.TransitionConversationRequest(conversation_id=existing, state=WAITING, etag="x"),
-            "etag",
         ),
         ("TransferConversation", cs.TransferConversationRequest(conversation_id=existing), "agent_id"),
         ("TransferConversation", cs.TransferConversationRequest(conversation_id=existing, agent_id="bob"), "agent_id"),

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import pika
+import psycopg
 
 from statemgr.app import App
 from statemgr.config import Settings
@@ -48,6 +49,20 @@ async def write_conversation(
         held = hold if hold_every and i % hold_every == hold_every - 1 else 0.0
         ids.append(await append(app, tenant_id, conversation_id, held))
     return ids
+
+
+async def deliverable(database_url: str, event_id: str) -> None:
+    """Waits until the event is below the horizon (every older transaction of the cluster has ended, other tests'
+    too), so a read of the log returns it. Up to a minute: on a PostgreSQL shared with other suites a bulk load can
+    hold the horizon for tens of seconds."""
+    query = "SELECT tx_id < pg_snapshot_xmin(pg_current_snapshot()) FROM events WHERE id = %s"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for _ in range(1200):
+            row = await (await conn.execute(query, (event_id,))).fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError("the event never got below the horizon")
 
 
 def request(

@@ -75,8 +75,8 @@ async def test_messages_carry_the_contract(server: server_mod.Server, tenant: Cl
     assert amqp_queue.ids == ids
     message_id, routing_key, body = amqp_queue.messages[0]
     properties = amqp_queue.properties[0]
-    assert routing_key == f"{tenant_id}.conversation.state_changed"
-    assert properties.content_type == CONTENT_TYPE and properties.type == "conversation.state_changed"
+    assert routing_key == f"{tenant_id}.EVENT_TYPE_CONVERSATION_STATE_CHANGED"
+    assert properties.content_type == CONTENT_TYPE and properties.type == "EVENT_TYPE_CONVERSATION_STATE_CHANGED"
     assert properties.delivery_mode == 2
     event = event_pb2.Event.FromString(body)
     assert event.id == message_id and event.tenant_id == str(tenant_id) and event.conversation_id == str(room)
@@ -113,7 +113,7 @@ async def test_unroutable_events_are_marked_counted_and_do_not_block(
     server: server_mod.Server, tenant: Client, settings: Settings
 ) -> None:
     tenant_id = uuid.UUID(tenant.tenant_id)
-    queue = AmqpQueue(services.AMQP_URL, settings.amqp_exchange, binding="*.conversation.closed")
+    queue = AmqpQueue(services.AMQP_URL, settings.amqp_exchange, binding="*.EVENT_TYPE_CONVERSATION_CLOSED")
     await asyncio.to_thread(queue.declare)
     try:
         returned_before = REGISTRY.get_sample_value("statemgr_events_unroutable_total") or 0.0

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from statemgr import server as server_mod
 from statemgr.app import App
@@ -19,7 +17,14 @@ from statemgr.config import Settings
 from statemgr.events.pruner import Pruner
 from tests.integration.conftest import Client, Clients
 from tests.integration.errors import expect
-from tests.integration.test_events_helpers import Collector, append, request, subscribe, write_conversation
+from tests.integration.test_events_helpers import (
+    Collector,
+    append,
+    deliverable,
+    request,
+    subscribe,
+    write_conversation,
+)
 
 RETENTION = 1
 
@@ -34,14 +39,6 @@ def settings(settings: Settings) -> Settings:
         event_heartbeat_seconds=0.3,
         event_poll_seconds=1.0,
     )
-
-
-@pytest.fixture
-async def relay_conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A connection as the relay's role, like the leader's."""
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
-        await conn.execute("SET ROLE statemgr_relay")
-        yield conn
 
 
 async def test_a_pruned_cursor_is_out_of_range_and_a_kept_one_resumes(
@@ -117,7 +114,7 @@ async def test_polling_delivers_within_two_seconds_when_notifications_are_lost(
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
     event_id = await append(server.app, tenant_id, uuid.uuid4())
-    await _deliverable(database_url, event_id)  # a long transaction elsewhere in the cluster delays it; not timed
+    await deliverable(database_url, event_id)  # a long transaction elsewhere in the cluster delays it; not timed
     assert [e.id for e in await stream.wait_for(1, timeout=2.0)] == [event_id]
     await stream.stop()
 
@@ -146,18 +143,6 @@ async def test_streaming_switched_off_is_unavailable(settings: Settings, clients
     finally:
         await other.close()
         await off.stop(grace=0.5)
-
-
-async def _deliverable(database_url: str, event_id: str) -> None:
-    """Waits until the event is below the horizon (every older transaction of the cluster has ended)."""
-    query = "SELECT tx_id < pg_snapshot_xmin(pg_current_snapshot()) FROM events WHERE id = %s"
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        for _ in range(300):
-            row = await (await conn.execute(query, (event_id,))).fetchone()
-            if row and row[0]:
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError("the event never got below the horizon")
 
 
 async def _cursors(tenant: Client, count: int) -> list[str]:

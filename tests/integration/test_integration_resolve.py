@@ -146,6 +146,9 @@ async def test_inbound_events_say_what_changed_in_order(tenant: Client, app_conn
     second = await inbound(tenant, wa, customer_name="Ann B.")
     events = rows(app_conn, tenant.tenant_id, "SELECT type, payload FROM events ORDER BY tx_id, seq")
     customer, conversation = first.context.customer.id, first.conversation.id
+    assert all("at" in payload for _, payload in events)  # when it happened, for analytics (statemgr.analytics)
+    assert [payload.pop("direction") for kind, payload in events if kind == "message.recorded"] == ["inbound"] * 2
+    events = [(kind, {k: v for k, v in payload.items() if k != "at"}) for kind, payload in events]
     assert events == [
         ("customer.created", {"customer_id": customer}),
         (

@@ -321,8 +321,22 @@ async def test_events_carry_ids_and_statuses_never_content(tenant: Client, app_c
         app_conn, tenant.tenant_id, "SELECT type, payload FROM events WHERE type LIKE 'message.%%' ORDER BY seq"
     )
     assert [p[0] for p in payloads] == ["message.recorded", "message.status_changed"] * 2
-    assert payloads[1][1] == {"conversation_id": conv, "message_id": recorded.id, "message_status": "read"}
-    assert payloads[3][1] == {"conversation_id": conv, "message_id": later.id, "message_status": "delivered"}
+    ids = ("conversation_id", "message_id", "message_status")
+    assert {k: payloads[1][1][k] for k in ids} == {
+        "conversation_id": conv,
+        "message_id": recorded.id,
+        "message_status": "read",
+    }
+    assert {k: payloads[3][1][k] for k in ids} == {
+        "conversation_id": conv,
+        "message_id": later.id,
+        "message_status": "delivered",
+    }
+    # What analytics folds, the same whether SQL (the first) or Python (the second) wrote the event: times, direction.
+    assert set(payloads[1][1]) == {*ids, "direction", "at", "read_at"}
+    assert set(payloads[3][1]) == {*ids, "direction", "at", "delivered_at"}
+    assert dt.datetime.fromisoformat(payloads[1][1]["at"]) == recorded.create_time.ToDatetime(dt.UTC)
+    assert dt.datetime.fromisoformat(payloads[3][1]["at"]) == later.create_time.ToDatetime(dt.UTC)
     assert all("secret" not in str(p) and wa not in str(p) for p in payloads)
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -29,14 +29,15 @@ from statemgr.v1 import conversation_service_pb2 as cs
 from statemgr.v1 import message_service_pb2 as ms
 from tests.integration import pgbouncer as bouncer
 from tests.integration import (
+    reruns,
     test_conversations,
-    test_events_stream,
     test_isolation,
     test_isolation_customers_messages,
     test_messages,
 )
 from tests.integration.conftest import Client, Clients
 from tests.integration.test_conversations import create
+from tests.integration.test_events_helpers import Collector, append, request
 from tests.integration.test_messages import DELIVERED, record, report, status, wamid
 
 SERVER_CONNECTIONS = 2
@@ -46,15 +47,7 @@ CLIENT_CONNECTIONS = 8
 _NOT_HERE = {"test_a_pooled_connection_that_served_a_tenant_then_sees_nothing"}
 
 
-def _rerun(*modules: ModuleType) -> None:
-    """Collects every test of `modules` in this module too, where `settings` puts the server behind PgBouncer."""
-    for module in modules:
-        for name in dir(module):
-            if name.startswith("test_") and name not in _NOT_HERE and callable(getattr(module, name)):
-                globals()[f"test_pgbouncer_{name[len('test_') :]}"] = getattr(module, name)
-
-
-_rerun(test_isolation, test_isolation_customers_messages, test_messages)
+reruns.rerun(globals(), "pgbouncer", [test_isolation, test_isolation_customers_messages, test_messages], _NOT_HERE)
 test_pgbouncer_fifty_concurrent_creates_for_one_whatsapp_id_make_one_conversation = (
     test_conversations.test_fifty_concurrent_creates_for_one_whatsapp_id_make_one_conversation
 )
@@ -169,8 +162,14 @@ async def test_many_tenants_at_once_each_see_only_their_own(clients: Clients, se
         assert len(listed.messages) == 1
 
 
-# Polling is every 30 s here (settings below): an event within a second came through LISTEN on the direct URL.
-test_pgbouncer_an_event_arrives_within_a_second_by_listen = test_events_stream.test_an_event_arrives_within_a_second
+async def test_subscribe_is_woken_through_listen_on_the_direct_url(server: server_mod.Server, tenant: Client) -> None:
+    stream = await Collector(tenant, request(from_now=True)).started()
+    sent = time.monotonic()
+    event_id = await append(server.app, uuid.UUID(tenant.tenant_id), uuid.uuid4())
+    await stream.wait_for(1, timeout=10)
+    await stream.stop()
+    assert stream.ids == [event_id]
+    assert stream.received_at[event_id] - sent < 10.0  # polling is every 30 s here: this came through LISTEN
 
 
 async def test_the_leader_holds_its_lock_on_the_direct_url(

@@ -30,6 +30,7 @@ def test_every_domain_event_type_has_an_enum_value_and_back() -> None:
         value = wire.event_type(event_type.value)
         assert value != event_pb2.EVENT_TYPE_UNSPECIFIED, event_type
         assert wire.type_name(value) == event_type.value
+        assert wire.amqp_type(event_type.value) == event_pb2.EventType.Name(value)
     assert wire.type_name(event_pb2.EVENT_TYPE_UNSPECIFIED) is None
     assert wire.type_name(999) is None
 
@@ -59,3 +60,12 @@ def test_message_status_maps_and_unknown_values_stay_unspecified() -> None:
 def test_the_event_message_has_no_field_for_personal_data() -> None:
     names = {field.name for field in event_pb2.Event.DESCRIPTOR.fields}
     assert not names & {"phone", "phone_number", "name", "display_name", "text", "body", "content", "metadata"}
+
+
+def test_the_routing_key_is_two_words_the_tenant_and_the_body_type_name() -> None:
+    tenant = uuid.UUID("4f0c2b1e-0000-4000-8000-0000000000e1")
+    key = wire.routing_key(tenant, EventType.CONVERSATION_STATE_CHANGED.value)
+    assert key == "4f0c2b1e-0000-4000-8000-0000000000e1.EVENT_TYPE_CONVERSATION_STATE_CHANGED"
+    for event_type in EventType:
+        first, second = wire.routing_key(tenant, event_type.value).split(".")
+        assert first == str(tenant) and event_pb2.EventType.Value(second) == wire.event_type(event_type.value)

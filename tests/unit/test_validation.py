@@ -56,5 +56,5 @@ def test_mask_paths_and_etags() -> None:
             validation.mask_paths(paths, ("a", "b"))
         assert caught.value.field == "update_mask"
     assert validation.parse_etag("", "etag") is None and validation.parse_etag('"12"', "etag") == 12
-    with pytest.raises(InvalidArgument):
-        validation.parse_etag("W/x", "customer.etag")
+    for never_issued in ("W/x", "v1", "0", "-3", "99999999999999999999"):  # match no version: ABORTED, not refused
+        assert validation.parse_etag(never_issued, "customer.etag") == validation.UNKNOWN_VERSION

@@ -16,11 +16,13 @@ from google.protobuf import timestamp_pb2
 
 from statemgr.api import principal
 from statemgr.domain import validation
-from statemgr.domain.errors import InvalidArgument, Unavailable
+from statemgr.domain.errors import InvalidArgument, OutOfRange, Unavailable
 from statemgr.events import cursor, metrics, wire
+from statemgr.events import log as event_log
 from statemgr.events.feed import Delivery
 from statemgr.events.log import Filter
 from statemgr.events.subscriptions import Dispatcher, Heartbeat, Item, Start
+from statemgr.store.db import Database
 from statemgr.v1 import event_service_pb2 as svc
 from statemgr.v1 import event_service_pb2_grpc
 
@@ -39,9 +41,24 @@ class EventServicer(event_service_pb2_grpc.EventServiceServicer):
             raise Unavailable("event streaming is switched off on this server (STATEMGR_STREAMING_ENABLED=false)")
         tenant_id = principal.tenant_id()
         wanted, start = _filter(request), _start(request, tenant_id)
-        async with contextlib.aclosing(self._dispatcher.stream(tenant_id, wanted, start)) as items:
-            async for item in items:
-                yield _response(item, tenant_id)
+        try:
+            async with contextlib.aclosing(self._dispatcher.stream(tenant_id, wanted, start)) as items:
+                async for item in items:
+                    yield _response(item, tenant_id)
+        except OutOfRange as exc:
+            raise await _expired(self._dispatcher.db, tenant_id, exc) from exc
+
+
+async def _expired(db: Database, tenant_id: uuid.UUID, exc: OutOfRange) -> OutOfRange:
+    """OUT_OF_RANGE with a way back that keeps the client's place: a cursor at this moment (ErrorInfo metadata
+    `resync_cursor`). A client that reloads its state with the read RPCs and then subscribes after that cursor
+    misses nothing that changed since the error; it may see again events committed just before it."""
+    position, _ = await event_log.now(db, tenant_id)
+    return OutOfRange(
+        f"{exc}; reload state with the read RPCs, then resubscribe after the resync_cursor of this error's ErrorInfo"
+        " (or with from_now); no start at all replays what the log still holds",
+        details={"resync_cursor": cursor.encode(tenant_id, position)},
+    )
 
 
 def _filter(request: svc.SubscribeRequest) -> Filter:

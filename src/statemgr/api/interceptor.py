@@ -17,7 +17,8 @@ import psycopg_pool
 import structlog
 
 from statemgr import metrics
-from statemgr.api import principal, status
+from statemgr.api import decoding, principal, status
+from statemgr.api.admission import Admission
 from statemgr.api.auth import Authenticator
 from statemgr.domain import errors
 
@@ -29,36 +30,49 @@ Handler = Any  # grpc.RpcMethodHandler: its fields are untyped in grpcio's stubs
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, admission: Admission | None = None) -> None:
         self._auth = authenticator
+        self._admission = admission or Admission()
+        self._decoders: dict[str, decoding.Deserializer | None] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]], details: grpc.HandlerCallDetails
     ) -> Handler:
         handler = await continuation(details)
-        if handler is None or details.method.startswith(_UNAUTHENTICATED_PREFIXES):
+        if handler is None:
             return handler
-        call = _Call(self._auth, details)
+        decode = self._decoder(details.method, handler.request_deserializer)
+        if details.method.startswith(_UNAUTHENTICATED_PREFIXES):
+            return decoding.checked(handler, decode)
+        call = _Call(self._auth, self._admission, details)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 call.wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 call.wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+    def _decoder(self, method: str, deserializer: decoding.Deserializer | None) -> decoding.Deserializer | None:
+        """The method's never-raising deserializer, built once per method."""
+        decode = self._decoders.get(method)
+        if decode is None:
+            decode = self._decoders[method] = decoding.safe(deserializer)
+        return decode
 
 
 class _Call:
     """One RPC's bookkeeping."""
 
-    def __init__(self, auth: Authenticator, details: grpc.HandlerCallDetails) -> None:
+    def __init__(self, auth: Authenticator, admission: Admission, details: grpc.HandlerCallDetails) -> None:
         self.auth = auth
+        self.admission = admission
         self.method = details.method
         self.metadata = dict(details.invocation_metadata or ())
         self.request_id = str(self.metadata.get("x-request-id") or uuid.uuid4().hex)
@@ -69,8 +83,11 @@ class _Call:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
             try:
-                await self._enter()
-                return await inner(request, context)
+                with self.admission:
+                    await self._enter()
+                    if type(request) is decoding.Undecodable:
+                        raise request.error()
+                    return await inner(request, context)
             except BaseException as exc:
                 await self._fail(exc, context)
             finally:
@@ -82,9 +99,12 @@ class _Call:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
             try:
-                await self._enter()
-                async for item in inner(request, context):
-                    yield item
+                with self.admission:
+                    await self._enter()
+                    if type(request) is decoding.Undecodable:
+                        raise request.error()
+                    async for item in inner(request, context):
+                        yield item
             except BaseException as exc:
                 await self._fail(exc, context)
             finally:

@@ -136,7 +136,7 @@ def status_report(request: svc.UpdateMessageStatusRequest, prefix: str = "") -> 
     key = domain.key_of(request.whatsapp_message_id, request.genesys_message_id, request.WhichOneof("key"), prefix)
     status = domain.reported_status(_STATUSES.get(request.status), prefix + "status")
     code, text = domain.error_details(request.error_code, request.error_message, prefix)
-    at = convert.optional_datetime(request, "status_time") or dt.datetime.now(dt.UTC)
+    at = convert.optional_datetime(request, "status_time", prefix + "status_time") or dt.datetime.now(dt.UTC)
     return domain.StatusReport(key, status, at, code, text)
 
 
@@ -150,7 +150,7 @@ def _new_message(message: pb.Message) -> domain.NewMessage:
     if direction is None:
         raise InvalidArgument("message.direction", "must be INBOUND or OUTBOUND")
     status = _recorded_status(m.status, direction)
-    sent_at = convert.optional_datetime(m, "send_time")
+    sent_at = convert.optional_datetime(m, "send_time", "message.send_time")
     return domain.NewMessage(
         conversation_id=validation.parse_uuid(m.conversation_id, "message.conversation_id"),
         direction=direction,

@@ -62,4 +62,6 @@ def _metadata(exc: errors.StatemgrError, request_id: str) -> dict[str, str]:
         metadata["existing_id"] = exc.existing_id
     if isinstance(exc, errors.NotFound):
         metadata["resource"] = exc.resource
+    if isinstance(exc, errors.OutOfRange):
+        metadata.update(exc.details)
     return metadata

@@ -31,9 +31,10 @@ class TenantServicer(svc_grpc.TenantServiceServicer):
     ) -> svc.CreateTenantResponse:
         name = validation.required_text(request.tenant.display_name, "tenant.display_name", validation.MAX_NAME)
         region = _region(request.tenant.default_region or "US")
+        time_zone = domain.check_time_zone(request.tenant.time_zone or "UTC", "tenant.time_zone")
         tenant_id = uuid.uuid4()
         async with self._db.tenant(tenant_id) as conn:
-            tenant = await store.insert_tenant(conn, tenant_id, name, region)
+            tenant = await store.insert_tenant(conn, tenant_id, name, region, time_zone)
         return svc.CreateTenantResponse(tenant=_tenant(tenant))
 
     async def GetTenant(
@@ -45,6 +46,20 @@ class TenantServicer(svc_grpc.TenantServiceServicer):
         if tenant is None:
             raise NotFound("tenant", str(tenant_id))
         return svc.GetTenantResponse(tenant=_tenant(tenant))
+
+    async def UpdateTenant(
+        self, request: svc.UpdateTenantRequest, context: grpc.aio.ServicerContext
+    ) -> svc.UpdateTenantResponse:
+        tenant_id = validation.parse_uuid(request.tenant.id, "tenant.id")
+        paths = list(request.update_mask.paths)
+        if not paths or any(path != "time_zone" for path in paths):
+            raise InvalidArgument("update_mask", "must name time_zone, the one field UpdateTenant changes")
+        time_zone = domain.check_time_zone(request.tenant.time_zone, "tenant.time_zone")
+        async with self._db.tenant(tenant_id) as conn:
+            tenant = await store.update_tenant(conn, time_zone)
+        if tenant is None:
+            raise NotFound("tenant", str(tenant_id))
+        return svc.UpdateTenantResponse(tenant=_tenant(tenant))
 
     async def CreateApiKey(
         self, request: svc.CreateApiKeyRequest, context: grpc.aio.ServicerContext
@@ -103,7 +118,7 @@ def _retention_changes(request: svc.UpdateRetentionPolicyRequest) -> dict[str, d
             raise InvalidArgument("update_mask", f"cannot update {path!r}; allowed: " + ", ".join(_RETENTION_FIELDS))
         value: duration_pb2.Duration = getattr(request.retention_policy, path)
         field = f"retention_policy.{path}"
-        changes[path] = domain.check_retention(value.ToTimedelta(), field)
+        changes[path] = domain.check_retention(validation.duration(value.seconds, value.nanos, field), field)
     return changes
 
 
@@ -120,6 +135,7 @@ def _tenant(tenant: domain.Tenant) -> pb.Tenant:
         display_name=tenant.display_name,
         default_region=tenant.default_region,
         create_time=convert.timestamp(tenant.created_at),
+        time_zone=tenant.time_zone,
     )
 
 

@@ -93,7 +93,7 @@ class Subscriber:
         finally:
             await redis_tier.close_client(client)
 
-    async def _session(self, client: aredis.Redis) -> None:
+    async def _session(self, client: redis_tier.Client) -> None:
         pubsub = client.pubsub()
         try:
             async with asyncio.timeout(self._ping):

@@ -24,11 +24,13 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from statemgr.cache import keys
+from statemgr import tasks
+from statemgr.cache import cluster, keys
 from statemgr.cache.breaker import CircuitBreaker, State
 from statemgr.cache.stats import CacheStats
 
 T = TypeVar("T")
+Client = aredis.Redis | aredis.RedisCluster
 FAILURES: Final = (redis.exceptions.RedisError, OSError, TimeoutError)
 _HELD_CONNECTIONS: Final = 4  # at most this many idle read connections kept (two batches are out at most)
 _WARM_BATCH_SECONDS: Final = 2.0  # a warm-up pipeline is not on any caller's path; the warm-up has its own deadline
@@ -65,20 +67,31 @@ async def _mget_on(connection: aredis.Connection, names: Sequence[str]) -> Any:
     return await connection.read_response()
 
 
-def client(url: str, max_connections: int, **options: Any) -> aredis.Redis:
-    """A client without retries and without CLIENT SETINFO on connect: one attempt, one round trip."""
+def client(url: str, max_connections: int, **options: Any) -> Client:
+    """A client without retries and without CLIENT SETINFO on connect: one attempt, one round trip. A
+    `redis+cluster://` URL gives a Redis Cluster client (statemgr.cache.cluster)."""
+    if cluster.is_cluster(url):
+        return cluster.client(url, max_connections, driver_info=None, **options)
     pool = aredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=None, retry=Retry(NoBackoff(), 0), driver_info=None, **options
     )
     return aredis.Redis(connection_pool=pool)
 
 
-async def close_client(client: aredis.Redis) -> None:
+async def close_client(client: Client) -> None:
     """Closes the client and its pool, giving up after a second (a hung server must not hold up shutdown)."""
     with contextlib.suppress(*FAILURES):
         async with asyncio.timeout(1.0):
             await client.aclose()
-            await client.connection_pool.aclose()
+            if isinstance(client, aredis.Redis):
+                await client.connection_pool.aclose()
+
+
+async def _discover(client: aredis.RedisCluster) -> None:
+    """Learns the cluster's slots and nodes; on failure the first commands try again (failing open meanwhile)."""
+    with contextlib.suppress(*FAILURES):
+        async with asyncio.timeout(_WARM_BATCH_SECONDS):
+            await client.initialize()
 
 
 class RedisTier:
@@ -110,7 +123,8 @@ class RedisTier:
         self._settle = settle_seconds
         self._max_connections = max_connections
         self._stats = stats
-        self._client: aredis.Redis | None = None
+        self._client: Client | None = None
+        self.topology: asyncio.Task[None] | None = None  # a cluster's first discovery of its nodes, from `open`
         self._held: list[aredis.Connection] = []  # idle connections of the batched reads
 
     @property
@@ -125,8 +139,12 @@ class RedisTier:
             self._set_script = self._client.register_script(_SET_IF_CURRENT)
             self._invalidate_script = self._client.register_script(_INVALIDATE)
             self._warm_script = self._client.register_script(_SET_IF_UNTOUCHED)
+            if isinstance(self._client, aredis.RedisCluster):  # not within the first calls' time budget
+                self.topology = asyncio.create_task(_discover(self._client), name="statemgr-cache-cluster-topology")
 
     async def close(self) -> None:
+        await tasks.cancel_and_wait(self.topology)
+        self.topology = None
         if self._client is not None:
             client, self._client = self._client, None
             held, self._held = self._held, []
@@ -136,7 +154,7 @@ class RedisTier:
             await close_client(client)
 
     @property
-    def raw(self) -> aredis.Redis | None:
+    def raw(self) -> Client | None:
         """The client itself, for tests and diagnostics."""
         return self._client
 
@@ -149,6 +167,10 @@ class RedisTier:
         if self._client is None:
             return None
         self._stats.read_batches += 1
+        if isinstance(self._client, aredis.RedisCluster):
+            # A batch holds keys of many tenants, so of many slots: one MGET per slot on the slot's node. A key's
+            # value and generation share its slot, so each pair is still read in one command.
+            return await self._call(self._client.mget_nonatomic, names)
         held = self._held.pop() if self._held else self._client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         try:
             return await self._call(_mget_on, held, names)
@@ -210,10 +232,13 @@ class RedisTier:
         self._succeeded()
         return result
 
-    async def _warm_pipeline(self, client: aredis.Redis, items: Sequence[tuple[str, bytes, int]]) -> list[int]:
+    async def _warm_pipeline(self, client: Client, items: Sequence[tuple[str, bytes, int]]) -> list[int]:
+        if isinstance(client, aredis.RedisCluster):  # its pipelines do not load scripts: on every primary, first
+            await client.script_load(_SET_IF_UNTOUCHED)
         async with client.pipeline(transaction=False) as pipe:
             for text, value, ttl_ms in items:
-                await self._warm_script([text, keys.generation(text)], [value, max(1, ttl_ms)], client=pipe)
+                # AsyncScript takes a ClusterPipeline too (it routes each script call by its keys' slot).
+                await self._warm_script([text, keys.generation(text)], [value, max(1, ttl_ms)], client=pipe)  # type: ignore[arg-type]
             return [int(r) for r in await pipe.execute()]
 
     async def _call(

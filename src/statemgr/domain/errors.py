@@ -20,7 +20,7 @@ class InvalidArgument(StatemgrError):
     def __init__(self, field: str, description: str) -> None:
         self.field = field
         self.description = description
-        super().__init__(f"{field}: {description}")
+        super().__init__(f"{field}: {description}" if field else description)
 
 
 class NotFound(StatemgrError):
@@ -61,6 +61,14 @@ class Aborted(StatemgrError):
     reason = "ABORTED"
 
 
+class CommitOutcomeUnknown(Aborted):
+    """The connection to the database was lost while the write was committing: it may or may not have taken effect.
+    Read the state back, or repeat the call if it is idempotent (request_id, provider message ids, status reports),
+    before doing it again."""
+
+    reason = "COMMIT_OUTCOME_UNKNOWN"
+
+
 class Unauthenticated(StatemgrError):
     """Missing, unknown or revoked API key."""
 
@@ -83,6 +91,10 @@ class OutOfRange(StatemgrError):
     """The position asked for is outside what is kept."""
 
     reason = "OUT_OF_RANGE"
+
+    def __init__(self, message: str | None = None, details: dict[str, str] | None = None) -> None:
+        self.details = details or {}  # what the client needs to recover (ErrorInfo metadata)
+        super().__init__(message)
 
 
 class ResourceExhausted(StatemgrError):

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+import zoneinfo
 
 from statemgr.domain.errors import InvalidArgument, Unauthenticated
 
@@ -22,6 +23,7 @@ class Tenant:
     display_name: str
     default_region: str
     created_at: dt.datetime
+    time_zone: str = "UTC"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,4 +77,13 @@ def tenant_of_secret(secret: str) -> uuid.UUID:
 def check_retention(value: dt.timedelta, field: str) -> dt.timedelta:
     if not MIN_RETENTION <= value <= MAX_RETENTION:
         raise InvalidArgument(field, "must be between 1 day and 100 years")
+    return value
+
+
+def check_time_zone(value: str, field: str) -> str:
+    """An IANA time zone name ("Europe/Berlin", "UTC"); INVALID_ARGUMENT otherwise."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidArgument(field, f"{value[:64]!r} is not an IANA time zone name") from None
     return value

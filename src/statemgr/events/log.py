@@ -59,7 +59,7 @@ async def read(
     raw = await _read(db, tenant_id, after, wanted, upto, limit)
     if raw.floor is not None and after < raw.floor:
         if after != START:
-            raise OutOfRange("the cursor is older than the retained event log; start again without a cursor")
+            raise OutOfRange("the cursor is older than the retained event log")
         after = raw.floor
         raw = await _read(db, tenant_id, after, wanted, upto, limit)
     return _page(raw, after, upto, limit)

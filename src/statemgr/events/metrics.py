@@ -17,6 +17,13 @@ PUBLISHED = Counter("statemgr_events_published", "Events published to RabbitMQ a
 UNROUTABLE = Counter(
     "statemgr_events_unroutable", "Events the broker returned because no queue was bound for their routing key."
 )
+UNROUTABLE_WAITING = Gauge(
+    "statemgr_events_unroutable_waiting",
+    "Events returned as unroutable, waiting for a queue to be bound and their next retry (reported by the leader).",
+)
+UNROUTABLE_DELIVERED = Counter(
+    "statemgr_events_unroutable_delivered", "Events first returned as unroutable, then taken by a queue on a retry."
+)
 PUBLISH_FAILURES = Counter(
     "statemgr_events_publish_failures", "Events sent but not confirmed (nacked or connection lost); retried."
 )

@@ -10,9 +10,12 @@ It runs only in the leading process (statemgr.events.leader), on the leader's co
 - RabbitMQ down: nothing is marked, events wait in PostgreSQL, and the relay retries every couple of seconds; when
   the broker is back the backlog drains in order.
 - Unroutable (returned because of the mandatory flag: no queue bound for the routing key): marked unroutable_at,
-  counted in statemgr_events_unroutable_total, and not retried. Retrying would bounce again until someone binds a
-  queue, and holding them back would stall everything behind them. They are kept for the retention period like
-  published events; to replay them after adding a binding: UPDATE events SET unroutable_at = NULL WHERE ...
+  counted in statemgr_events_unroutable_total, and set aside so they stall nothing behind them. A retry pass, run
+  whenever the outbox is drained, sends those whose retry is due again: after STATEMGR_EVENT_UNROUTABLE_RETRY_SECONDS,
+  doubling per attempt up to STATEMGR_EVENT_UNROUTABLE_RETRY_MAX_SECONDS, until a queue takes them or retention
+  prunes them. `statemgr events retry-unroutable` makes them all due at once (after binding a queue); the gauge
+  statemgr_events_unroutable_waiting says how many wait. A retried event arrives after later events of its
+  conversation that were routable at the time.
 - A Basic.Nack (a broker-side failure, rare) leaves the event unmarked; it is retried in the next round, so it can
   arrive after later events of its conversation.
 """
@@ -35,16 +38,23 @@ _log = structlog.get_logger("statemgr.events.relay")
 _RETRY_FIRST = 0.25
 _RETRY_MAX = 2.0
 _BACKLOG_EVERY = 2.0
+DEFAULT_BACKOFF = store.Backoff(first_seconds=5.0, max_seconds=300.0)
 
 
 class Relay:
     def __init__(
-        self, publisher: AmqpPublisher, batch_size: int, poll_seconds: float, linger_seconds: float = 0.0
+        self,
+        publisher: AmqpPublisher,
+        batch_size: int,
+        poll_seconds: float,
+        linger_seconds: float = 0.0,
+        backoff: store.Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll = poll_seconds
         self._linger = linger_seconds
+        self._backoff = backoff
         self._wake = asyncio.Event()
         self._retry = _RETRY_FIRST
         self._backlog_due = 0.0
@@ -60,6 +70,7 @@ class Relay:
                 await self._report_backlog(conn)
                 if await self._round(conn):
                     continue
+                await self._retry_unroutable(conn)
                 await self._idle()
                 # Woken by one commit, wait for the ones right behind it: a round costs about the same for one
                 # event as for fifty (a read, a publish and its confirm, an update), so this buys CPU with latency.
@@ -67,6 +78,7 @@ class Relay:
         finally:
             metrics.BACKLOG.set(0)
             metrics.PUBLISH_LAG.set(0)
+            metrics.UNROUTABLE_WAITING.set(0)
             await self._publisher.close()
 
     async def _round(self, conn: Connection) -> bool:
@@ -77,13 +89,29 @@ class Relay:
             return False
         outcome = await self._publish(batch)
         await store.mark_published(conn, outcome.confirmed)
-        await store.mark_unroutable(conn, outcome.returned)
+        await store.mark_unroutable(conn, outcome.returned, self._backoff)
         _count(outcome)
         if outcome.failed:
             await self._back_off(f"{len(outcome.failed)} events not confirmed")
             return False
         self._retry = _RETRY_FIRST
         return len(batch) == self._batch_size
+
+    async def _retry_unroutable(self, conn: Connection) -> None:
+        """Sends the unroutable events whose retry is due once more; those a queue now takes are published."""
+        due = await store.unroutable_due(conn, self._batch_size)
+        if not due:
+            return
+        outcome = await self._publish(due)
+        await store.mark_published(conn, outcome.confirmed)
+        await store.mark_unroutable(conn, outcome.returned, self._backoff)
+        metrics.PUBLISHED.inc(len(outcome.confirmed))
+        metrics.UNROUTABLE_DELIVERED.inc(len(outcome.confirmed))
+        if outcome.failed:  # RabbitMQ unreachable: they stay due; wait as the main pass does
+            await self._back_off(f"{len(outcome.failed)} unroutable events not confirmed")
+        if outcome.confirmed:
+            _log.info("unroutable_delivered", events=len(outcome.confirmed), still_unroutable=len(outcome.returned))
+            self._backlog_due = 0.0  # report the smaller wait at once
 
     async def _publish(self, batch: list[StoredEvent]) -> Outcome:
         messages = [_outgoing(event) for event in batch]
@@ -114,14 +142,15 @@ class Relay:
         backlog = await store.backlog(conn)
         metrics.BACKLOG.set(backlog.events)
         metrics.PUBLISH_LAG.set(backlog.oldest_seconds)
+        metrics.UNROUTABLE_WAITING.set(backlog.unroutable)
 
 
 def _outgoing(event: StoredEvent) -> Outgoing:
     return Outgoing(
         key=event.position.seq,
         message_id=str(event.id),
-        routing_key=f"{event.tenant_id}.{event.type}",
-        type=event.type,
+        routing_key=wire.routing_key(event.tenant_id, event.type),
+        type=wire.amqp_type(event.type),
         body=wire.to_bytes(event),
         timestamp=int(event.created_at.timestamp()),
     )

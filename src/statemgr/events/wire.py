@@ -39,6 +39,19 @@ def to_bytes(event: StoredEvent) -> bytes:
     return to_proto(event).SerializeToString()
 
 
+def routing_key(tenant_id: uuid.UUID, name: str) -> str:
+    """The AMQP routing key of an event: `<tenant id>.<EventType name>`, two words, so that one binding pattern
+    selects a tenant (`<tenant id>.*`), a type across tenants (`*.EVENT_TYPE_MESSAGE_RECORDED`), or both; the second
+    word is the body's `type` as `EventType.Name` spells it, so consumers never translate between two spellings."""
+    return f"{tenant_id}.{amqp_type(name)}"
+
+
+def amqp_type(name: str) -> str:
+    """The EventType enum name of a domain event type ("conversation.state_changed" ->
+    "EVENT_TYPE_CONVERSATION_STATE_CHANGED"): the routing key's second word and the AMQP `type` property."""
+    return event_pb2.EventType.Name(event_type(name))
+
+
 def event_type(name: str) -> event_pb2.EventType:
     """The enum value of a domain event type ("conversation.state_changed"); UNSPECIFIED if unknown."""
     return _ENUM_BY_NAME.get(name, event_pb2.EVENT_TYPE_UNSPECIFIED)

@@ -255,4 +255,5 @@ def _event(event_type: EventType, conversation: domain.Conversation) -> Event:
         conversation_state=conversation.state.value,
         agent_id=conversation.agent_id,
         genesys_conversation_id=conversation.genesys_conversation_id or "",
+        at=conversation.closed_at or conversation.last_activity,
     )

@@ -285,4 +285,4 @@ def _found(customer: domain.Customer | None, key: str) -> domain.Customer:
 
 
 def _event(event_type: EventType, customer: domain.Customer) -> Event:
-    return Event(type=event_type, customer_id=customer.id)
+    return Event(type=event_type, customer_id=customer.id, at=customer.created_at)

@@ -261,7 +261,7 @@ async def insert_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessa
     message_id = uuid.uuid4()
     async with conn.pipeline():  # one round trip for the message and its event
         inserting = await store.queue_insert(conn, tenant_id, new, message_id)
-        await outbox.append(conn, tenant_id, recorded_event(new, message_id))
+        await store.queue_recorded_event(conn, tenant_id, message_id, recorded_event(new, message_id))
     message, parked = await store.inserted(inserting)
     if parked:
         message = await _apply_parked(conn, tenant_id, message, new.keys())
@@ -376,6 +376,7 @@ def recorded_event(new: domain.NewMessage, message_id: uuid.UUID) -> Event:
         conversation_id=new.conversation_id,
         message_id=message_id,
         message_status=new.status.value,
+        direction=new.direction.value,
     )
 
 
@@ -385,6 +386,11 @@ def _message_event(event_type: EventType, message: domain.Message) -> Event:
         conversation_id=message.conversation_id,
         message_id=message.id,
         message_status=message.status.value,
+        direction=message.direction.value,
+        at=message.created_at,
+        delivered_at=message.delivered_at,
+        read_at=message.read_at,
+        error_code=message.error_code or "",
     )
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
 import psycopg
+import psycopg_pool
 from psycopg import sql
+from psycopg.pq import ConnStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from statemgr.domain import errors
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 Cursor = psycopg.AsyncCursor[dict[str, Any]]
@@ -24,6 +29,7 @@ Statement = tuple[LiteralString, Mapping[str, Any]]
 _BEGIN_FOR_TENANT = sql.SQL("BEGIN; SELECT set_config('role', {}, true), set_config('app.tenant_id', {}, true)")
 _SET_SCOPE: LiteralString = "SELECT set_config('role', %s, true), set_config('app.tenant_id', %s, true)"
 _SET_ROLE: LiteralString = "SELECT set_config('role', %s, true)"
+_READY = 0.001  # psycopg_pool refuses a timeout of 0; this is "only a connection that is idle now"
 _ROLE_CHECK = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
@@ -37,10 +43,12 @@ class Pipelined:
 
     async def commit(self) -> None:
         """Queues COMMIT and sends everything queued in one round trip, ending pipeline mode: every cursor's rows
-        are then read without waiting. An error in any queued statement rolls the transaction back and is raised."""
-        await self.conn.execute("COMMIT")
+        are then read without waiting. An error in any queued statement rolls the transaction back and is raised;
+        the connection lost on the way raises CommitOutcomeUnknown."""
         self.committed = True
-        await self._pipeline.aclose()
+        async with _commit_outcome(self.conn):
+            await self.conn.execute("COMMIT")
+            await self._pipeline.aclose()
 
 
 class UnsafeRoleError(RuntimeError):
@@ -51,9 +59,20 @@ class Database:
     """A pool of connections whose transactions run as the service role, each scoped to one tenant."""
 
     def __init__(
-        self, url: str, role: str, min_size: int = 2, max_size: int = 10, prepared_statements: bool = True
+        self,
+        url: str,
+        role: str,
+        min_size: int = 2,
+        max_size: int = 10,
+        prepared_statements: bool = True,
+        acquire_timeout: float = 1.0,
+        connect_timeout: int = 2,
+        busy_timeout: float = 10.0,
     ) -> None:
         self._role = role or "none"
+        self._acquire_timeout = acquire_timeout
+        self._busy_timeout = busy_timeout
+        self.available = True  # whether PostgreSQL answers, kept by the probe (store.probe)
         # psycopg prepares a statement on its fifth run by default; PgBouncer before 1.21 cannot route those.
         prepare: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
@@ -61,8 +80,14 @@ class Database:
             min_size=min_size,
             max_size=max_size,
             open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row, **prepare},
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": connect_timeout, **prepare},
             name="statemgr",
+            # A call waits this long for a connection, then answers UNAVAILABLE (psycopg_pool's default is 30 s).
+            timeout=acquire_timeout,
+            # A failed connection attempt is not retried on psycopg_pool's backoff (1, 2, 4 ... s, which kept the
+            # pool empty for seconds after PostgreSQL came back): the next call that waits, or the probe
+            # (store.probe) seeing PostgreSQL back, makes the next attempt at once.
+            reconnect_timeout=0.0,
         )
 
     async def open(self, wait_seconds: float = 10.0) -> None:
@@ -77,6 +102,55 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection from the pool that was alive a moment ago; else PoolTimeout (UNAVAILABLE).
+
+        A call waits `acquire_timeout` for it, then again while the probe still sees PostgreSQL answering (every
+        connection merely busy: a burst), up to `busy_timeout` in all. An idle connection whose server went away
+        (PostgreSQL restarted, the network reset) has its end of file waiting on the socket: it is seen without a
+        round trip, closed, and the next one taken; else each would fail one call after PostgreSQL came back.
+        """
+        conn = await self._checkout()
+        try:
+            yield conn
+        finally:
+            await self.pool.putconn(conn)
+
+    async def ping(self) -> bool:
+        """`SELECT 1` on an idle pool connection; False, at once, when none is idle (the probe, store.probe)."""
+        if not self.pool.get_stats().get("pool_available"):
+            return False
+        try:
+            conn = await self.pool.getconn(_READY)
+        except psycopg_pool.PoolTimeout:
+            return False
+        try:
+            if not _alive(conn):
+                await conn.close()
+                return False
+            await conn.execute("SELECT 1")
+            return True
+        finally:
+            await self.pool.putconn(conn)
+
+    async def _checkout(self) -> Connection:
+        now = time.monotonic()
+        deadline, busy_deadline = now + self._acquire_timeout, now + self._busy_timeout
+        while True:
+            try:
+                conn = await self.pool.getconn(max(deadline - time.monotonic(), 0.0))
+            except psycopg_pool.PoolTimeout:
+                now = time.monotonic()
+                if not self.available or now >= busy_deadline:
+                    raise
+                deadline = min(now + self._acquire_timeout, busy_deadline)
+                continue
+            if _alive(conn):
+                return conn
+            await conn.close()
+            await self.pool.putconn(conn)  # closed: the pool discards it and opens another
+
+    @asynccontextmanager
     async def tenant(self, tenant_id: uuid.UUID) -> AsyncIterator[Connection]:
         """A transaction that sees only `tenant_id`'s rows; commits on success, rolls back on any exception.
 
@@ -84,14 +158,15 @@ class Database:
         as a literal by psycopg). Nested `conn.transaction()` blocks inside become savepoints.
         """
         begin = _BEGIN_FOR_TENANT.format(sql.Literal(self._role), sql.Literal(str(tenant_id)))
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             await conn.execute(begin)
             try:
                 yield conn
             except BaseException:
                 await _rollback(conn)
                 raise
-            await conn.execute("COMMIT")
+            async with _commit_outcome(conn):
+                await conn.execute("COMMIT")
 
     async def once(self, tenant_id: uuid.UUID, statements: Sequence[Statement]) -> list[list[Row]]:
         """Runs `statements` in one transaction of `tenant_id` in ONE round trip; returns each statement's rows.
@@ -107,7 +182,10 @@ class Database:
 
     async def one_row(self, tenant_id: uuid.UUID, query: LiteralString, params: Mapping[str, Any]) -> Row | None:
         """The first row of one read in a transaction of its own, in one round trip (`once`)."""
-        (rows,) = await self.once(tenant_id, [(query, params)])
+        try:
+            (rows,) = await self.once(tenant_id, [(query, params)])
+        except errors.CommitOutcomeUnknown as exc:  # a read has no outcome to be unsure of
+            raise psycopg.OperationalError(str(exc)) from exc
         return rows[0] if rows else None
 
     @asynccontextmanager
@@ -118,7 +196,7 @@ class Database:
         queued so far, in one round trip, and errors surface there. `Pipelined.commit` sends the last statements
         with the COMMIT; a body that does not call it is committed at its end. Any error rolls back and is raised.
         """
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             try:
                 async with contextlib.AsyncExitStack() as pipeline:
                     await pipeline.enter_async_context(conn.pipeline())
@@ -136,9 +214,30 @@ class Database:
     async def untenanted(self) -> AsyncIterator[Connection]:
         """A transaction with no tenant set: row-level security shows it no tenant's rows. It exists for the one
         cross-tenant read, sql/0009's SECURITY DEFINER function (the cache warm-up); everything else uses `tenant`."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             await conn.execute(_SET_ROLE, (self._role,))
             yield conn
+
+
+def _alive(conn: Connection) -> bool:
+    """Whether an idle connection is still open, read from its socket without a round trip."""
+    pgconn = conn.pgconn
+    try:
+        pgconn.consume_input()  # non-blocking: reads what the server sent while idle, end of file included
+    except psycopg.OperationalError:
+        return False
+    return pgconn.status == ConnStatus.OK
+
+
+@asynccontextmanager
+async def _commit_outcome(conn: Connection) -> AsyncIterator[None]:
+    """Around the round trip that carries COMMIT: the connection lost there leaves the outcome unknown."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        if conn.closed:  # broken, not just refused
+            raise errors.CommitOutcomeUnknown() from exc
+        raise  # the server answered (a serialization failure, say): rolled back, known
 
 
 async def _rollback(conn: Connection) -> None:

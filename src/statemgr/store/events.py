@@ -48,6 +48,15 @@ class RawPage:
 class Backlog:
     events: int
     oldest_seconds: float
+    unroutable: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    """When an event returned as unroutable is tried again: after `first_seconds`, doubling, at most `max_seconds`."""
+
+    first_seconds: float
+    max_seconds: float
 
 
 async def append(
@@ -106,15 +115,29 @@ async def mark_published(conn: Connection, seqs: Sequence[int]) -> None:
         await conn.execute(Q["mark_published"], {"seqs": list(seqs)})
 
 
-async def mark_unroutable(conn: Connection, seqs: Sequence[int]) -> None:
+async def mark_unroutable(conn: Connection, seqs: Sequence[int], backoff: Backoff) -> None:
+    """Records that the broker returned these events, and when each is due again."""
     if seqs:
-        await conn.execute(Q["mark_unroutable"], {"seqs": list(seqs)})
+        params = {"seqs": list(seqs), "first_seconds": backoff.first_seconds, "max_seconds": backoff.max_seconds}
+        await conn.execute(Q["mark_unroutable"], params)
+
+
+async def unroutable_due(conn: Connection, limit: int) -> list[StoredEvent]:
+    """Events returned as unroutable whose retry is due, every tenant, soonest first."""
+    rows = await (await conn.execute(Q["unroutable_due"], {"limit": limit})).fetchall()
+    return [_event(row["tenant_id"], row) for row in rows]
+
+
+async def retry_unroutable_now(conn: Connection, tenant_id: uuid.UUID | None = None) -> int:
+    """Makes every waiting unroutable event (of `tenant_id`, or all) due now; returns how many."""
+    cursor = await conn.execute(Q["retry_unroutable_now"], {"tenant_id": tenant_id})
+    return cursor.rowcount
 
 
 async def backlog(conn: Connection) -> Backlog:
     row = await (await conn.execute(Q["backlog"])).fetchone()
     assert row is not None
-    return Backlog(int(row["events"]), float(row["oldest_seconds"] or 0.0))
+    return Backlog(int(row["events"]), float(row["oldest_seconds"] or 0.0), int(row["unroutable"]))
 
 
 async def retention_periods(conn: Connection, cap_seconds: float) -> list[tuple[uuid.UUID, dt.timedelta]]:

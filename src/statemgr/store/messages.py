@@ -73,6 +73,12 @@ async def queue_insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage, 
     return await conn.execute(Q["insert_message"], insert_params(tenant_id, new, message_id))
 
 
+async def queue_recorded_event(conn: Connection, tenant_id: uuid.UUID, message_id: uuid.UUID, recorded: Event) -> None:
+    """Queues the message.recorded event of the message `queue_insert` just queued (append_recorded_event)."""
+    params = {"tenant_id": tenant_id, "id": message_id, "event_id": uuid.uuid4(), "event_type": recorded.type.value}
+    await conn.execute(Q["append_recorded_event"], {**params, "event_payload": Jsonb(recorded.payload())})
+
+
 def insert_params(tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) -> dict[str, Any]:
     """The parameters of an INSERT of `new` as `message_id`."""
     return {

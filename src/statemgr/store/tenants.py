@@ -15,11 +15,17 @@ from statemgr.store.db import Connection
 Q = queries.load("tenants")
 
 
-async def insert_tenant(conn: Connection, tenant_id: uuid.UUID, display_name: str, region: str) -> Tenant:
-    cur = await conn.execute(
-        Q["insert_tenant"], {"id": tenant_id, "display_name": display_name, "default_region": region}
-    )
-    return Tenant(**await _one(cur))
+async def insert_tenant(
+    conn: Connection, tenant_id: uuid.UUID, display_name: str, region: str, time_zone: str = "UTC"
+) -> Tenant:
+    params = {"id": tenant_id, "display_name": display_name, "default_region": region, "time_zone": time_zone}
+    return Tenant(**await _one(await conn.execute(Q["insert_tenant"], params)))
+
+
+async def update_tenant(conn: Connection, time_zone: str | None) -> Tenant | None:
+    """Sets the tenant's settings given (None keeps one); None when the tenant does not exist."""
+    row = await (await conn.execute(Q["update_tenant"], {"time_zone": time_zone})).fetchone()
+    return Tenant(**row) if row else None
 
 
 async def get_tenant(conn: Connection) -> Tenant | None:

@@ -24,41 +24,56 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from statemgr.v1 import conversation_pb2 as statemgr_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#statemgr/v1/analytics_service.proto\x12\x0bstatemgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n\tTimeRange\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x1dGetConversationMetricsRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\"\xfd\x01\n\x1eGetConversationMetricsResponse\x12\x1c\n\x14\x63losed_conversations\x18\x01 \x01(\x03\x12\x33\n\x10\x61verage_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16\x61verage_first_response\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10\x61verage_response\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x61verage_messages\x18\x05 \x01(\x01\"r\n\x1cGetConversationVolumeRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"^\n\x0cVolumeBucket\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06opened\x18\x02 \x01(\x03\x12\x0e\n\x06\x63losed\x18\x03 \x01(\x03\"K\n\x1dGetConversationVolumeResponse\x12*\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x19.statemgr.v1.VolumeBucket\"U\n\x1aGetAgentPerformanceRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x8d\x01\n\x10\x41gentPerformance\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rconversations\x18\x02 \x01(\x03\x12\x15\n\rmessages_sent\x18\x03 \x01(\x03\x12\x39\n\x16\x61verage_first_response\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"L\n\x1bGetAgentPerformanceResponse\x12-\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x1d.statemgr.v1.AgentPerformance\"E\n\x1cGetCustomerEngagementRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\"}\n\x1dGetCustomerEngagementResponse\x12\x18\n\x10\x61\x63tive_customers\x18\x01 \x01(\x03\x12\x15\n\rnew_customers\x18\x02 \x01(\x03\x12\x18\n\x10inbound_messages\x18\x03 \x01(\x03\x12\x11\n\tread_rate\x18\x04 \x01(\x01\"\x18\n\x16GetSystemHealthRequest\"\x9a\x01\n\x17GetSystemHealthResponse\x12\x13\n\x0b\x64\x61tabase_ok\x18\x01 \x01(\x08\x12\x10\n\x08\x63\x61\x63he_ok\x18\x02 \x01(\x08\x12\x11\n\tbroker_ok\x18\x03 \x01(\x08\x12\x15\n\revent_backlog\x18\x04 \x01(\x03\x12.\n\x0bpublish_lag\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration2\xad\x04\n\x10\x41nalyticsService\x12q\n\x16GetConversationMetrics\x12*.statemgr.v1.GetConversationMetricsRequest\x1a+.statemgr.v1.GetConversationMetricsResponse\x12n\n\x15GetConversationVolume\x12).statemgr.v1.GetConversationVolumeRequest\x1a*.statemgr.v1.GetConversationVolumeResponse\x12h\n\x13GetAgentPerformance\x12\'.statemgr.v1.GetAgentPerformanceRequest\x1a(.statemgr.v1.GetAgentPerformanceResponse\x12n\n\x15GetCustomerEngagement\x12).statemgr.v1.GetCustomerEngagementRequest\x1a*.statemgr.v1.GetCustomerEngagementResponse\x12\\\n\x0fGetSystemHealth\x12#.statemgr.v1.GetSystemHealthRequest\x1a$.statemgr.v1.GetSystemHealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#statemgr/v1/analytics_service.proto\x12\x0bstatemgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1estatemgr/v1/conversation.proto\"\xc2\x01\n\rDurationStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12*\n\x07\x61verage\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p50\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p90\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p99\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"3\n\x0e\x45rrorCodeCount\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xee\x01\n\x0e\x44\x65liveryFunnel\x12\x0c\n\x04sent\x18\x01 \x01(\x03\x12\x11\n\tdelivered\x18\x02 \x01(\x03\x12\x0c\n\x04read\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x34\n\x0ftop_error_codes\x18\x05 \x03(\x0b\x32\x1b.statemgr.v1.ErrorCodeCount\x12\x35\n\x11time_to_delivered\x18\x06 \x01(\x0b\x32\x1a.statemgr.v1.DurationStats\x12\x30\n\x0ctime_to_read\x18\x07 \x01(\x0b\x32\x1a.statemgr.v1.DurationStats\"i\n\tTimeRange\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x1dGetConversationMetricsRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12\x11\n\ttime_zone\x18\x02 \x01(\t\"\x93\x05\n\x1eGetConversationMetricsResponse\x12\x1c\n\x14\x63losed_conversations\x18\x01 \x01(\x03\x12\x33\n\x10\x61verage_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16\x61verage_first_response\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10\x61verage_response\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x61verage_messages\x18\x05 \x01(\x01\x12%\n\x05range\x18\x06 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12\x1c\n\x14opened_conversations\x18\x07 \x01(\x03\x12\x1a\n\x12open_conversations\x18\x08 \x01(\x03\x12,\n\x08\x64uration\x18\t \x01(\x0b\x32\x1a.statemgr.v1.DurationStats\x12\x32\n\x0e\x66irst_response\x18\n \x01(\x0b\x32\x1a.statemgr.v1.DurationStats\x12,\n\x08response\x18\x0b \x01(\x0b\x32\x1a.statemgr.v1.DurationStats\x12 \n\x18\x61verage_inbound_messages\x18\x0c \x01(\x01\x12!\n\x19\x61verage_outbound_messages\x18\r \x01(\x01\x12-\n\x08\x64\x65livery\x18\x0e \x01(\x0b\x32\x1b.statemgr.v1.DeliveryFunnel\x12\x1c\n\x14replies_after_window\x18\x0f \x01(\x03\x12\x11\n\ttime_zone\x18\x10 \x01(\t\"\xb3\x01\n\x1cGetConversationVolumeRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\x0b\x62ucket_size\x18\x03 \x01(\x0e\x32\x17.statemgr.v1.BucketSize\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"\xc1\x01\n\x0cVolumeBucket\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06opened\x18\x02 \x01(\x03\x12\x0e\n\x06\x63losed\x18\x03 \x01(\x03\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10inbound_messages\x18\x05 \x01(\x03\x12\x19\n\x11outbound_messages\x18\x06 \x01(\x03\"\x85\x01\n\x1dGetConversationVolumeResponse\x12*\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x19.statemgr.v1.VolumeBucket\x12%\n\x05range\x18\x02 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12\x11\n\ttime_zone\x18\x03 \x01(\t\"h\n\x1aGetAgentPerformanceRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\"\xcc\x02\n\x10\x41gentPerformance\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rconversations\x18\x02 \x01(\x03\x12\x15\n\rmessages_sent\x18\x03 \x01(\x03\x12\x39\n\x16\x61verage_first_response\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0ctransfers_in\x18\x05 \x01(\x03\x12\x15\n\rtransfers_out\x18\x06 \x01(\x03\x12\x10\n\x08\x61ssigned\x18\x07 \x01(\x03\x12\x32\n\x0e\x66irst_response\x18\x08 \x01(\x0b\x32\x1a.statemgr.v1.DurationStats\x12,\n\x08response\x18\t \x01(\x0b\x32\x1a.statemgr.v1.DurationStats\x12\x1c\n\x14replies_after_window\x18\n \x01(\x03\"s\n\x1bGetAgentPerformanceResponse\x12-\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x1d.statemgr.v1.AgentPerformance\x12%\n\x05range\x18\x02 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\"X\n\x1cGetCustomerEngagementRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12\x11\n\ttime_zone\x18\x02 \x01(\t\"\xdc\x01\n\x1dGetCustomerEngagementResponse\x12\x18\n\x10\x61\x63tive_customers\x18\x01 \x01(\x03\x12\x15\n\rnew_customers\x18\x02 \x01(\x03\x12\x18\n\x10inbound_messages\x18\x03 \x01(\x03\x12\x11\n\tread_rate\x18\x04 \x01(\x01\x12\x1b\n\x13returning_customers\x18\x05 \x01(\x03\x12%\n\x05range\x18\x06 \x01(\x0b\x32\x16.statemgr.v1.TimeRange\x12\x19\n\x11outbound_messages\x18\x07 \x01(\x03\"\x18\n\x16GetSystemHealthRequest\"\xf1\x01\n\x17GetSystemHealthResponse\x12\x13\n\x0b\x64\x61tabase_ok\x18\x01 \x01(\x08\x12\x10\n\x08\x63\x61\x63he_ok\x18\x02 \x01(\x08\x12\x11\n\tbroker_ok\x18\x03 \x01(\x08\x12\x15\n\revent_backlog\x18\x04 \x01(\x03\x12.\n\x0bpublish_lag\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nrollup_lag\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0erollup_backlog\x18\x07 \x01(\x03\x12\x0e\n\x06leader\x18\x08 \x01(\x08\"\x17\n\x15StreamLiveViewRequest\"J\n\nStateCount\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.statemgr.v1.ConversationState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xdd\x01\n\x16StreamLiveViewResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x12open_conversations\x18\x02 \x03(\x0b\x32\x17.statemgr.v1.StateCount\x12\x0f\n\x07waiting\x18\x03 \x01(\x03\x12\x35\n\x12oldest_waiting_age\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14messages_last_minute\x18\x05 \x01(\x03*j\n\nBucketSize\x12\x1b\n\x17\x42UCKET_SIZE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x42UCKET_SIZE_HOUR\x10\x01\x12\x13\n\x0f\x42UCKET_SIZE_DAY\x10\x02\x12\x14\n\x10\x42UCKET_SIZE_WEEK\x10\x03\x32\x8a\x05\n\x10\x41nalyticsService\x12q\n\x16GetConversationMetrics\x12*.statemgr.v1.GetConversationMetricsRequest\x1a+.statemgr.v1.GetConversationMetricsResponse\x12n\n\x15GetConversationVolume\x12).statemgr.v1.GetConversationVolumeRequest\x1a*.statemgr.v1.GetConversationVolumeResponse\x12h\n\x13GetAgentPerformance\x12\'.statemgr.v1.GetAgentPerformanceRequest\x1a(.statemgr.v1.GetAgentPerformanceResponse\x12n\n\x15GetCustomerEngagement\x12).statemgr.v1.GetCustomerEngagementRequest\x1a*.statemgr.v1.GetCustomerEngagementResponse\x12\\\n\x0fGetSystemHealth\x12#.statemgr.v1.GetSystemHealthRequest\x1a$.statemgr.v1.GetSystemHealthResponse\x12[\n\x0eStreamLiveView\x12\".statemgr.v1.StreamLiveViewRequest\x1a#.statemgr.v1.StreamLiveViewResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'statemgr.v1.analytics_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TIMERANGE']._serialized_start=117
-  _globals['_TIMERANGE']._serialized_end=222
-  _globals['_GETCONVERSATIONMETRICSREQUEST']._serialized_start=224
-  _globals['_GETCONVERSATIONMETRICSREQUEST']._serialized_end=294
-  _globals['_GETCONVERSATIONMETRICSRESPONSE']._serialized_start=297
-  _globals['_GETCONVERSATIONMETRICSRESPONSE']._serialized_end=550
-  _globals['_GETCONVERSATIONVOLUMEREQUEST']._serialized_start=552
-  _globals['_GETCONVERSATIONVOLUMEREQUEST']._serialized_end=666
-  _globals['_VOLUMEBUCKET']._serialized_start=668
-  _globals['_VOLUMEBUCKET']._serialized_end=762
-  _globals['_GETCONVERSATIONVOLUMERESPONSE']._serialized_start=764
-  _globals['_GETCONVERSATIONVOLUMERESPONSE']._serialized_end=839
-  _globals['_GETAGENTPERFORMANCEREQUEST']._serialized_start=841
-  _globals['_GETAGENTPERFORMANCEREQUEST']._serialized_end=926
-  _globals['_AGENTPERFORMANCE']._serialized_start=929
-  _globals['_AGENTPERFORMANCE']._serialized_end=1070
-  _globals['_GETAGENTPERFORMANCERESPONSE']._serialized_start=1072
-  _globals['_GETAGENTPERFORMANCERESPONSE']._serialized_end=1148
-  _globals['_GETCUSTOMERENGAGEMENTREQUEST']._serialized_start=1150
-  _globals['_GETCUSTOMERENGAGEMENTREQUEST']._serialized_end=1219
-  _globals['_GETCUSTOMERENGAGEMENTRESPONSE']._serialized_start=1221
-  _globals['_GETCUSTOMERENGAGEMENTRESPONSE']._serialized_end=1346
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=1348
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=1372
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=1375
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=1529
-  _globals['_ANALYTICSSERVICE']._serialized_start=1532
-  _globals['_ANALYTICSSERVICE']._serialized_end=2089
+  _globals['_BUCKETSIZE']._serialized_start=3480
+  _globals['_BUCKETSIZE']._serialized_end=3586
+  _globals['_DURATIONSTATS']._serialized_start=150
+  _globals['_DURATIONSTATS']._serialized_end=344
+  _globals['_ERRORCODECOUNT']._serialized_start=346
+  _globals['_ERRORCODECOUNT']._serialized_end=397
+  _globals['_DELIVERYFUNNEL']._serialized_start=400
+  _globals['_DELIVERYFUNNEL']._serialized_end=638
+  _globals['_TIMERANGE']._serialized_start=640
+  _globals['_TIMERANGE']._serialized_end=745
+  _globals['_GETCONVERSATIONMETRICSREQUEST']._serialized_start=747
+  _globals['_GETCONVERSATIONMETRICSREQUEST']._serialized_end=836
+  _globals['_GETCONVERSATIONMETRICSRESPONSE']._serialized_start=839
+  _globals['_GETCONVERSATIONMETRICSRESPONSE']._serialized_end=1498
+  _globals['_GETCONVERSATIONVOLUMEREQUEST']._serialized_start=1501
+  _globals['_GETCONVERSATIONVOLUMEREQUEST']._serialized_end=1680
+  _globals['_VOLUMEBUCKET']._serialized_start=1683
+  _globals['_VOLUMEBUCKET']._serialized_end=1876
+  _globals['_GETCONVERSATIONVOLUMERESPONSE']._serialized_start=1879
+  _globals['_GETCONVERSATIONVOLUMERESPONSE']._serialized_end=2012
+  _globals['_GETAGENTPERFORMANCEREQUEST']._serialized_start=2014
+  _globals['_GETAGENTPERFORMANCEREQUEST']._serialized_end=2118
+  _globals['_AGENTPERFORMANCE']._serialized_start=2121
+  _globals['_AGENTPERFORMANCE']._serialized_end=2453
+  _globals['_GETAGENTPERFORMANCERESPONSE']._serialized_start=2455
+  _globals['_GETAGENTPERFORMANCERESPONSE']._serialized_end=2570
+  _globals['_GETCUSTOMERENGAGEMENTREQUEST']._serialized_start=2572
+  _globals['_GETCUSTOMERENGAGEMENTREQUEST']._serialized_end=2660
+  _globals['_GETCUSTOMERENGAGEMENTRESPONSE']._serialized_start=2663
+  _globals['_GETCUSTOMERENGAGEMENTRESPONSE']._serialized_end=2883
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=2885
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=2909
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=2912
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=3153
+  _globals['_STREAMLIVEVIEWREQUEST']._serialized_start=3155
+  _globals['_STREAMLIVEVIEWREQUEST']._serialized_end=3178
+  _globals['_STATECOUNT']._serialized_start=3180
+  _globals['_STATECOUNT']._serialized_end=3254
+  _globals['_STREAMLIVEVIEWRESPONSE']._serialized_start=3257
+  _globals['_STREAMLIVEVIEWRESPONSE']._serialized_end=3478
+  _globals['_ANALYTICSSERVICE']._serialized_start=3589
+  _globals['_ANALYTICSSERVICE']._serialized_end=4239
 # @@protoc_insertion_point(module_scope)

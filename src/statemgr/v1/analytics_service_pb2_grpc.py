@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class AnalyticsServiceStub:
-    """Reports of the caller's tenant, from figures maintained as events happen.
+    """Reports of the caller's tenant, from figures maintained as events happen (hourly rollups folded from the event
+    log; docs/analytics.md defines every figure). A range is answered in whole hours: its start is rounded down and
+    its end up to the hour, and the response says which range it answered. Day and week buckets start at local
+    midnight in the tenant's time zone (Tenant.time_zone) unless the request names another.
     """
 
     def __init__(self, channel):
@@ -60,10 +63,18 @@ class AnalyticsServiceStub:
                 request_serializer=statemgr_dot_v1_dot_analytics__service__pb2.GetSystemHealthRequest.SerializeToString,
                 response_deserializer=statemgr_dot_v1_dot_analytics__service__pb2.GetSystemHealthResponse.FromString,
                 _registered_method=True)
+        self.StreamLiveView = channel.unary_stream(
+                '/statemgr.v1.AnalyticsService/StreamLiveView',
+                request_serializer=statemgr_dot_v1_dot_analytics__service__pb2.StreamLiveViewRequest.SerializeToString,
+                response_deserializer=statemgr_dot_v1_dot_analytics__service__pb2.StreamLiveViewResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
-    """Reports of the caller's tenant, from figures maintained as events happen.
+    """Reports of the caller's tenant, from figures maintained as events happen (hourly rollups folded from the event
+    log; docs/analytics.md defines every figure). A range is answered in whole hours: its start is rounded down and
+    its end up to the hour, and the response says which range it answered. Day and week buckets start at local
+    midnight in the tenant's time zone (Tenant.time_zone) unless the request names another.
     """
 
     def GetConversationMetrics(self, request, context):
@@ -101,6 +112,14 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamLiveView(self, request, context):
+        """A live view for supervisors' dashboards: sent at once, then whenever a figure changes (within about two
+        seconds of the change), until the client cancels. Errors: UNAVAILABLE when the database cannot be read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +148,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     request_deserializer=statemgr_dot_v1_dot_analytics__service__pb2.GetSystemHealthRequest.FromString,
                     response_serializer=statemgr_dot_v1_dot_analytics__service__pb2.GetSystemHealthResponse.SerializeToString,
             ),
+            'StreamLiveView': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamLiveView,
+                    request_deserializer=statemgr_dot_v1_dot_analytics__service__pb2.StreamLiveViewRequest.FromString,
+                    response_serializer=statemgr_dot_v1_dot_analytics__service__pb2.StreamLiveViewResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'statemgr.v1.AnalyticsService', rpc_method_handlers)
@@ -138,7 +162,10 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AnalyticsService:
-    """Reports of the caller's tenant, from figures maintained as events happen.
+    """Reports of the caller's tenant, from figures maintained as events happen (hourly rollups folded from the event
+    log; docs/analytics.md defines every figure). A range is answered in whole hours: its start is rounded down and
+    its end up to the hour, and the response says which range it answered. Day and week buckets start at local
+    midnight in the tenant's time zone (Tenant.time_zone) unless the request names another.
     """
 
     @staticmethod
@@ -266,6 +293,33 @@ class AnalyticsService:
             '/statemgr.v1.AnalyticsService/GetSystemHealth',
             statemgr_dot_v1_dot_analytics__service__pb2.GetSystemHealthRequest.SerializeToString,
             statemgr_dot_v1_dot_analytics__service__pb2.GetSystemHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamLiveView(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/statemgr.v1.AnalyticsService/StreamLiveView',
+            statemgr_dot_v1_dot_analytics__service__pb2.StreamLiveViewRequest.SerializeToString,
+            statemgr_dot_v1_dot_analytics__service__pb2.StreamLiveViewResponse.FromString,
             options,
             channel_credentials,
             insecure,

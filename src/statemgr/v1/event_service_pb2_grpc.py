@@ -47,10 +47,14 @@ class EventServiceServicer:
     """
 
     def Subscribe(self, request, context):
-        """Streams events: replays those after a cursor, then follows live; heartbeats while idle.
+        """Streams events: replays those after a cursor (or, with no start given, every event the log still holds), then
+        follows live; the first heartbeat marks the moment it is live; heartbeats while idle.
         Errors: INVALID_ARGUMENT (bad filter or cursor, or a cursor of another tenant), OUT_OF_RANGE (the cursor is older
-        than the retained log), RESOURCE_EXHAUSTED (the subscriber fell too far behind; resume with the last cursor),
-        UNAVAILABLE (streaming is switched off).
+        than the retained log: events after it were pruned; the status's google.rpc.ErrorInfo carries metadata
+        "resync_cursor", a cursor at the moment of the error: reload state with the read RPCs, then subscribe after
+        it to follow from there without a gap), RESOURCE_EXHAUSTED (the subscriber fell too far behind; resume with the
+        last cursor), UNAVAILABLE (streaming is switched off, or the server is shutting down; resume with the last
+        cursor).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -26,17 +26,17 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18statemgr/v1/tenant.proto\x12\x0bstatemgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"s\n\x06Tenant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x12\n\nkey_prefix\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x02\n\x0fRetentionPolicy\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12@\n\x1d\x63losed_conversation_retention\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11\x61rchive_retention\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0f\x65vent_retention\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18statemgr/v1/tenant.proto\x12\x0bstatemgr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\x06Tenant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttime_zone\x18\x05 \x01(\t\"\xb3\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x12\n\nkey_prefix\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x02\n\x0fRetentionPolicy\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12@\n\x1d\x63losed_conversation_retention\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11\x61rchive_retention\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0f\x65vent_retention\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'statemgr.v1.tenant_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TENANT']._serialized_start=106
-  _globals['_TENANT']._serialized_end=221
-  _globals['_APIKEY']._serialized_start=224
-  _globals['_APIKEY']._serialized_end=403
-  _globals['_RETENTIONPOLICY']._serialized_start=406
-  _globals['_RETENTIONPOLICY']._serialized_end=663
+  _globals['_TENANT']._serialized_start=107
+  _globals['_TENANT']._serialized_end=241
+  _globals['_APIKEY']._serialized_start=244
+  _globals['_APIKEY']._serialized_end=423
+  _globals['_RETENTIONPOLICY']._serialized_start=426
+  _globals['_RETENTIONPOLICY']._serialized_end=683
 # @@protoc_insertion_point(module_scope)

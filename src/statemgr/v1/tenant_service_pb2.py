@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from statemgr.v1 import tenant_pb2 as statemgr_dot_v1_dot_tenant__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n statemgr/v1/tenant_service.proto\x12\x0bstatemgr.v1\x1a google/protobuf/field_mask.proto\x1a\x18statemgr/v1/tenant.proto\":\n\x13\x43reateTenantRequest\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\";\n\x14\x43reateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\"%\n\x10GetTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"8\n\x11GetTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\">\n\x13\x43reateApiKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\"L\n\x14\x43reateApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"<\n\x13RevokeApiKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\"<\n\x14RevokeApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.ApiKey\".\n\x19GetRetentionPolicyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"T\n\x1aGetRetentionPolicyResponse\x12\x36\n\x10retention_policy\x18\x01 \x01(\x0b\x32\x1c.statemgr.v1.RetentionPolicy\"\x87\x01\n\x1cUpdateRetentionPolicyRequest\x12\x36\n\x10retention_policy\x18\x01 \x01(\x0b\x32\x1c.statemgr.v1.RetentionPolicy\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"W\n\x1dUpdateRetentionPolicyResponse\x12\x36\n\x10retention_policy\x18\x01 \x01(\x0b\x32\x1c.statemgr.v1.RetentionPolicy2\xb1\x04\n\rTenantService\x12S\n\x0c\x43reateTenant\x12 .statemgr.v1.CreateTenantRequest\x1a!.statemgr.v1.CreateTenantResponse\x12J\n\tGetTenant\x12\x1d.statemgr.v1.GetTenantRequest\x1a\x1e.statemgr.v1.GetTenantResponse\x12S\n\x0c\x43reateApiKey\x12 .statemgr.v1.CreateApiKeyRequest\x1a!.statemgr.v1.CreateApiKeyResponse\x12S\n\x0cRevokeApiKey\x12 .statemgr.v1.RevokeApiKeyRequest\x1a!.statemgr.v1.RevokeApiKeyResponse\x12\x65\n\x12GetRetentionPolicy\x12&.statemgr.v1.GetRetentionPolicyRequest\x1a\'.statemgr.v1.GetRetentionPolicyResponse\x12n\n\x15UpdateRetentionPolicy\x12).statemgr.v1.UpdateRetentionPolicyRequest\x1a*.statemgr.v1.UpdateRetentionPolicyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n statemgr/v1/tenant_service.proto\x12\x0bstatemgr.v1\x1a google/protobuf/field_mask.proto\x1a\x18statemgr/v1/tenant.proto\":\n\x13\x43reateTenantRequest\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\";\n\x14\x43reateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\"%\n\x10GetTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"8\n\x11GetTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\"k\n\x13UpdateTenantRequest\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\";\n\x14UpdateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.Tenant\">\n\x13\x43reateApiKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\"L\n\x14\x43reateApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"<\n\x13RevokeApiKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\"<\n\x14RevokeApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.statemgr.v1.ApiKey\".\n\x19GetRetentionPolicyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"T\n\x1aGetRetentionPolicyResponse\x12\x36\n\x10retention_policy\x18\x01 \x01(\x0b\x32\x1c.statemgr.v1.RetentionPolicy\"\x87\x01\n\x1cUpdateRetentionPolicyRequest\x12\x36\n\x10retention_policy\x18\x01 \x01(\x0b\x32\x1c.statemgr.v1.RetentionPolicy\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"W\n\x1dUpdateRetentionPolicyResponse\x12\x36\n\x10retention_policy\x18\x01 \x01(\x0b\x32\x1c.statemgr.v1.RetentionPolicy2\x86\x05\n\rTenantService\x12S\n\x0c\x43reateTenant\x12 .statemgr.v1.CreateTenantRequest\x1a!.statemgr.v1.CreateTenantResponse\x12J\n\tGetTenant\x12\x1d.statemgr.v1.GetTenantRequest\x1a\x1e.statemgr.v1.GetTenantResponse\x12S\n\x0cUpdateTenant\x12 .statemgr.v1.UpdateTenantRequest\x1a!.statemgr.v1.UpdateTenantResponse\x12S\n\x0c\x43reateApiKey\x12 .statemgr.v1.CreateApiKeyRequest\x1a!.statemgr.v1.CreateApiKeyResponse\x12S\n\x0cRevokeApiKey\x12 .statemgr.v1.RevokeApiKeyRequest\x1a!.statemgr.v1.RevokeApiKeyResponse\x12\x65\n\x12GetRetentionPolicy\x12&.statemgr.v1.GetRetentionPolicyRequest\x1a\'.statemgr.v1.GetRetentionPolicyResponse\x12n\n\x15UpdateRetentionPolicy\x12).statemgr.v1.UpdateRetentionPolicyRequest\x1a*.statemgr.v1.UpdateRetentionPolicyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,22 +41,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTENANTREQUEST']._serialized_end=267
   _globals['_GETTENANTRESPONSE']._serialized_start=269
   _globals['_GETTENANTRESPONSE']._serialized_end=325
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=327
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=389
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=391
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=467
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=469
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=529
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=531
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=591
-  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_start=593
-  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_end=639
-  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_start=641
-  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_end=725
-  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_start=728
-  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_end=863
-  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_start=865
-  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_end=952
-  _globals['_TENANTSERVICE']._serialized_start=955
-  _globals['_TENANTSERVICE']._serialized_end=1516
+  _globals['_UPDATETENANTREQUEST']._serialized_start=327
+  _globals['_UPDATETENANTREQUEST']._serialized_end=434
+  _globals['_UPDATETENANTRESPONSE']._serialized_start=436
+  _globals['_UPDATETENANTRESPONSE']._serialized_end=495
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=497
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=559
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=561
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=637
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=639
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=699
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=701
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=761
+  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_start=763
+  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_end=809
+  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_start=811
+  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_end=895
+  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_start=898
+  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_end=1033
+  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_start=1035
+  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_end=1122
+  _globals['_TENANTSERVICE']._serialized_start=1125
+  _globals['_TENANTSERVICE']._serialized_end=1771
 # @@protoc_insertion_point(module_scope)

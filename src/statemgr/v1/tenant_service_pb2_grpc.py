@@ -56,6 +56,11 @@ class TenantServiceStub:
                 request_serializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantRequest.SerializeToString,
                 response_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantResponse.FromString,
                 _registered_method=True)
+        self.UpdateTenant = channel.unary_unary(
+                '/statemgr.v1.TenantService/UpdateTenant',
+                request_serializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantRequest.SerializeToString,
+                response_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/statemgr.v1.TenantService/CreateApiKey',
                 request_serializer=statemgr_dot_v1_dot_tenant__service__pb2.CreateApiKeyRequest.SerializeToString,
@@ -111,6 +116,16 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateTenant(self, request, context):
+        """Updates the tenant's settings named in update_mask: time_zone, the zone analytics reads days in (admin key).
+        Errors: INVALID_ARGUMENT (BadRequest: tenant.id, update_mask, tenant.time_zone), NOT_FOUND (ErrorInfo resource
+        "tenant").
+        Retry: safe (setting the same value again changes nothing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateApiKey(self, request, context):
         """Issues a new random API key for a tenant; the secret is returned once (admin key).
         Errors: INVALID_ARGUMENT (BadRequest: tenant_id), NOT_FOUND (ErrorInfo resource "tenant").
@@ -159,6 +174,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.GetTenant,
                     request_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantRequest.FromString,
                     response_serializer=statemgr_dot_v1_dot_tenant__service__pb2.GetTenantResponse.SerializeToString,
+            ),
+            'UpdateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTenant,
+                    request_deserializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantRequest.FromString,
+                    response_serializer=statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -247,6 +267,33 @@ class TenantService:
             '/statemgr.v1.TenantService/GetTenant',
             statemgr_dot_v1_dot_tenant__service__pb2.GetTenantRequest.SerializeToString,
             statemgr_dot_v1_dot_tenant__service__pb2.GetTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statemgr.v1.TenantService/UpdateTenant',
+            statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantRequest.SerializeToString,
+            statemgr_dot_v1_dot_tenant__service__pb2.UpdateTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,7 +5,8 @@
 -- Creates the conversation with its first Genesys mapping, its first assignment and its conversation.created event,
 -- in one statement. On any unique conflict (request_id, one open conversation per WhatsApp or Genesys id) it writes
 -- nothing and returns no row: see find_conflict. The event's tx_id is the transaction's own id: a new conversation
--- has no earlier events to sort after (see statemgr/events/outbox.py).
+-- has no earlier events to sort after (see statemgr/events/outbox.py); its time is the conversation's created_at,
+-- also in the payload as "at" (what analytics folds).
 WITH created AS (
     INSERT INTO conversations (tenant_id, id, whatsapp_conversation_id, genesys_conversation_id, customer_id,
                                agent_id, metadata, request_id)
@@ -22,8 +23,9 @@ WITH created AS (
     SELECT tenant_id, gen_random_uuid(), id, agent_id, created_at
     FROM created WHERE agent_id IS NOT NULL
 ), evented AS (
-    INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
-    SELECT tenant_id, %(event_id)s, %(event_type)s, id, %(event_payload)s, pg_current_xact_id()
+    INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id, created_at)
+    SELECT tenant_id, %(event_id)s, %(event_type)s, id, %(event_payload)s || jsonb_build_object('at', created_at),
+           pg_current_xact_id(), created_at
     FROM created
 )
 SELECT * FROM created

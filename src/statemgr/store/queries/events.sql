@@ -78,18 +78,42 @@ WHERE published_at IS NULL AND unroutable_at IS NULL
 ORDER BY seq
 LIMIT %(limit)s
 
+-- name: unroutable_due
+-- The relay's retry pass: events returned as unroutable whose next attempt is due, every tenant (relay role). Events
+-- returned together share their retry time, so one conversation's events still go out in seq order among themselves.
+SELECT tenant_id, tx_id::text AS tx_id, seq, id, type, conversation_id, payload, created_at
+FROM events
+WHERE published_at IS NULL AND unroutable_at IS NOT NULL AND unroutable_retry_at <= now()
+ORDER BY unroutable_retry_at, seq
+LIMIT %(limit)s
+
 -- name: mark_published
-UPDATE events SET published_at = now()
-WHERE seq = ANY(%(seqs)s::bigint[]) AND published_at IS NULL AND unroutable_at IS NULL
+-- Also for a retried event that a queue took at last: unroutable_at stays as a record of its wait.
+UPDATE events SET published_at = now(), unroutable_retry_at = NULL
+WHERE seq = ANY(%(seqs)s::bigint[]) AND published_at IS NULL
 
 -- name: mark_unroutable
-UPDATE events SET unroutable_at = now()
-WHERE seq = ANY(%(seqs)s::bigint[]) AND published_at IS NULL AND unroutable_at IS NULL
+-- Returned (again): the next attempt after first_seconds, doubling per attempt, at most max_seconds.
+UPDATE events
+SET unroutable_at = coalesce(unroutable_at, now()),
+    unroutable_attempts = unroutable_attempts + 1,
+    unroutable_retry_at = now() + make_interval(
+        secs => least(%(max_seconds)s::float8, %(first_seconds)s::float8 * power(2, least(unroutable_attempts, 30)))
+    )
+WHERE seq = ANY(%(seqs)s::bigint[]) AND published_at IS NULL
+
+-- name: retry_unroutable_now
+-- `statemgr events retry-unroutable`: every waiting event (of one tenant, or all) is due at the relay's next round.
+UPDATE events SET unroutable_retry_at = now()
+WHERE published_at IS NULL AND unroutable_at IS NOT NULL
+  AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid)
 
 -- name: backlog
-SELECT count(*) AS events, extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
-FROM events
-WHERE published_at IS NULL AND unroutable_at IS NULL
+-- Unpublished events (the relay's queue) and the unroutable ones waiting for a retry, each from its partial index.
+SELECT (SELECT count(*) FROM events WHERE published_at IS NULL AND unroutable_at IS NULL) AS events,
+       (SELECT extract(epoch FROM now() - min(created_at))::float8
+        FROM events WHERE published_at IS NULL AND unroutable_at IS NULL) AS oldest_seconds,
+       (SELECT count(*) FROM events WHERE published_at IS NULL AND unroutable_at IS NOT NULL) AS unroutable
 
 -- name: retention_periods
 -- Each tenant's event retention, capped by the operator's global period (relay role).

@@ -41,7 +41,7 @@ SELECT EXISTS (
 -- insert_message with its message.recorded event, only if the conversation is open: no row when it
 -- is closed or missing. Run after this transaction locked the conversation (touch_conversation, or a lock before),
 -- so that this statement's snapshot sees the previous writer's events, as the tx_id rule of
--- statemgr/events/outbox.py needs.
+-- statemgr/events/outbox.py needs. The event's "at" is the message's created_at (see append_recorded_event).
 WITH inserted AS (
     INSERT INTO messages (
         tenant_id, id, conversation_id, whatsapp_message_id, genesys_message_id, direction, status, content,
@@ -56,11 +56,23 @@ WITH inserted AS (
 ), evented AS (
     INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
     SELECT
-        tenant_id, %(event_id)s, %(event_type)s, conversation_id, %(event_payload)s,
+        tenant_id, %(event_id)s, %(event_type)s, conversation_id,
+        %(event_payload)s || jsonb_build_object('at', created_at),
         event_tx_id(tenant_id, conversation_id)
     FROM inserted
 )
 SELECT * FROM inserted
+
+-- name: append_recorded_event
+-- The message.recorded event of a message insert_message wrote in this transaction (queued right after it, so the
+-- same round trip): the payload of statemgr.services.messages.recorded_event, with "at" the row's created_at, which
+-- only the row knows (clock_timestamp(): see sql/0005). The tx_id rule is outbox.append's (event_tx_id).
+INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
+SELECT m.tenant_id, %(event_id)s, %(event_type)s, m.conversation_id,
+       %(event_payload)s || jsonb_build_object('at', m.created_at),
+       event_tx_id(m.tenant_id, m.conversation_id)
+FROM messages AS m
+WHERE m.tenant_id = %(tenant_id)s AND m.id = %(id)s
 
 -- name: get_message
 SELECT * FROM messages WHERE tenant_id = %(tenant_id)s AND id = %(id)s
@@ -141,11 +153,15 @@ WHERE NOT EXISTS (SELECT FROM updated)
 -- the message: the row's xmin is then this transaction's id (Database.once runs no savepoints, whose writes would
 -- carry another). A statement of its own, not a CTE of apply_status, so that its snapshot is taken after
 -- apply_status got the row lock: the tx_id rule of statemgr/events/outbox.py must see the previous writer's event.
--- The payload is statemgr.domain.events.Event.payload() of the message's event.
+-- The payload is statemgr.domain.events.Event.payload() of the message's event (services.messages._message_event).
 INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
 SELECT
     m.tenant_id, gen_random_uuid(), %(event_type)s, m.conversation_id,
-    jsonb_build_object('conversation_id', m.conversation_id::text, 'message_id', m.id::text, 'message_status', m.status),
+    jsonb_strip_nulls(jsonb_build_object(
+        'conversation_id', m.conversation_id::text, 'message_id', m.id::text, 'message_status', m.status,
+        'direction', m.direction, 'at', m.created_at, 'delivered_at', m.delivered_at, 'read_at', m.read_at,
+        'error_code', nullif(m.error_code, '')
+    )),
     event_tx_id(m.tenant_id, m.conversation_id)
 FROM messages AS m
 WHERE m.tenant_id = %(tenant_id)s

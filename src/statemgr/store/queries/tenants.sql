@@ -1,10 +1,14 @@
 -- name: insert_tenant
-INSERT INTO tenants (id, display_name, default_region)
-VALUES (%(id)s, %(display_name)s, %(default_region)s)
-RETURNING id, display_name, default_region, created_at
+INSERT INTO tenants (id, display_name, default_region, time_zone)
+VALUES (%(id)s, %(display_name)s, %(default_region)s, %(time_zone)s)
+RETURNING id, display_name, default_region, created_at, time_zone
 
 -- name: get_tenant
-SELECT id, display_name, default_region, created_at FROM tenants
+SELECT id, display_name, default_region, created_at, time_zone FROM tenants
+
+-- name: update_tenant
+UPDATE tenants SET time_zone = coalesce(%(time_zone)s, time_zone)
+RETURNING id, display_name, default_region, created_at, time_zone
 
 -- name: insert_api_key
 INSERT INTO api_keys (tenant_id, id, display_name, key_hash, key_prefix)

@@ -2,17 +2,160 @@
 // @generated from file statemgr/v1/analytics_service.proto (package statemgr.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ConversationState } from "./conversation_pb.js";
+import { file_statemgr_v1_conversation } from "./conversation_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file statemgr/v1/analytics_service.proto.
  */
 export const file_statemgr_v1_analytics_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNzdGF0ZW1nci92MS9hbmFseXRpY3Nfc2VydmljZS5wcm90bxILc3RhdGVtZ3IudjEiaQoJVGltZVJhbmdlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGCh1HZXRDb252ZXJzYXRpb25NZXRyaWNzUmVxdWVzdBIlCgVyYW5nZRgBIAEoCzIWLnN0YXRlbWdyLnYxLlRpbWVSYW5nZSL9AQoeR2V0Q29udmVyc2F0aW9uTWV0cmljc1Jlc3BvbnNlEhwKFGNsb3NlZF9jb252ZXJzYXRpb25zGAEgASgDEjMKEGF2ZXJhZ2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOQoWYXZlcmFnZV9maXJzdF9yZXNwb25zZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBhdmVyYWdlX3Jlc3BvbnNlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEGF2ZXJhZ2VfbWVzc2FnZXMYBSABKAEicgocR2V0Q29udmVyc2F0aW9uVm9sdW1lUmVxdWVzdBIlCgVyYW5nZRgBIAEoCzIWLnN0YXRlbWdyLnYxLlRpbWVSYW5nZRIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJeCgxWb2x1bWVCdWNrZXQSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3BlbmVkGAIgASgDEg4KBmNsb3NlZBgDIAEoAyJLCh1HZXRDb252ZXJzYXRpb25Wb2x1bWVSZXNwb25zZRIqCgdidWNrZXRzGAEgAygLMhkuc3RhdGVtZ3IudjEuVm9sdW1lQnVja2V0IlUKGkdldEFnZW50UGVyZm9ybWFuY2VSZXF1ZXN0EiUKBXJhbmdlGAEgASgLMhYuc3RhdGVtZ3IudjEuVGltZVJhbmdlEhAKCGFnZW50X2lkGAIgASgJIo0BChBBZ2VudFBlcmZvcm1hbmNlEhAKCGFnZW50X2lkGAEgASgJEhUKDWNvbnZlcnNhdGlvbnMYAiABKAMSFQoNbWVzc2FnZXNfc2VudBgDIAEoAxI5ChZhdmVyYWdlX2ZpcnN0X3Jlc3BvbnNlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkwKG0dldEFnZW50UGVyZm9ybWFuY2VSZXNwb25zZRItCgZhZ2VudHMYASADKAsyHS5zdGF0ZW1nci52MS5BZ2VudFBlcmZvcm1hbmNlIkUKHEdldEN1c3RvbWVyRW5nYWdlbWVudFJlcXVlc3QSJQoFcmFuZ2UYASABKAsyFi5zdGF0ZW1nci52MS5UaW1lUmFuZ2UifQodR2V0Q3VzdG9tZXJFbmdhZ2VtZW50UmVzcG9uc2USGAoQYWN0aXZlX2N1c3RvbWVycxgBIAEoAxIVCg1uZXdfY3VzdG9tZXJzGAIgASgDEhgKEGluYm91bmRfbWVzc2FnZXMYAyABKAMSEQoJcmVhZF9yYXRlGAQgASgBIhgKFkdldFN5c3RlbUhlYWx0aFJlcXVlc3QimgEKF0dldFN5c3RlbUhlYWx0aFJlc3BvbnNlEhMKC2RhdGFiYXNlX29rGAEgASgIEhAKCGNhY2hlX29rGAIgASgIEhEKCWJyb2tlcl9vaxgDIAEoCBIVCg1ldmVudF9iYWNrbG9nGAQgASgDEi4KC3B1Ymxpc2hfbGFnGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uMq0EChBBbmFseXRpY3NTZXJ2aWNlEnEKFkdldENvbnZlcnNhdGlvbk1ldHJpY3MSKi5zdGF0ZW1nci52MS5HZXRDb252ZXJzYXRpb25NZXRyaWNzUmVxdWVzdBorLnN0YXRlbWdyLnYxLkdldENvbnZlcnNhdGlvbk1ldHJpY3NSZXNwb25zZRJuChVHZXRDb252ZXJzYXRpb25Wb2x1bWUSKS5zdGF0ZW1nci52MS5HZXRDb252ZXJzYXRpb25Wb2x1bWVSZXF1ZXN0Giouc3RhdGVtZ3IudjEuR2V0Q29udmVyc2F0aW9uVm9sdW1lUmVzcG9uc2USaAoTR2V0QWdlbnRQZXJmb3JtYW5jZRInLnN0YXRlbWdyLnYxLkdldEFnZW50UGVyZm9ybWFuY2VSZXF1ZXN0Giguc3RhdGVtZ3IudjEuR2V0QWdlbnRQZXJmb3JtYW5jZVJlc3BvbnNlEm4KFUdldEN1c3RvbWVyRW5nYWdlbWVudBIpLnN0YXRlbWdyLnYxLkdldEN1c3RvbWVyRW5nYWdlbWVudFJlcXVlc3QaKi5zdGF0ZW1nci52MS5HZXRDdXN0b21lckVuZ2FnZW1lbnRSZXNwb25zZRJcCg9HZXRTeXN0ZW1IZWFsdGgSIy5zdGF0ZW1nci52MS5HZXRTeXN0ZW1IZWFsdGhSZXF1ZXN0GiQuc3RhdGVtZ3IudjEuR2V0U3lzdGVtSGVhbHRoUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiNzdGF0ZW1nci92MS9hbmFseXRpY3Nfc2VydmljZS5wcm90bxILc3RhdGVtZ3IudjEiwgEKDUR1cmF0aW9uU3RhdHMSDQoFY291bnQYASABKAMSKgoHYXZlcmFnZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwNTAYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDkwGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A5ORgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIzCg5FcnJvckNvZGVDb3VudBISCgplcnJvcl9jb2RlGAEgASgJEg0KBWNvdW50GAIgASgDIu4BCg5EZWxpdmVyeUZ1bm5lbBIMCgRzZW50GAEgASgDEhEKCWRlbGl2ZXJlZBgCIAEoAxIMCgRyZWFkGAMgASgDEg4KBmZhaWxlZBgEIAEoAxI0Cg90b3BfZXJyb3JfY29kZXMYBSADKAsyGy5zdGF0ZW1nci52MS5FcnJvckNvZGVDb3VudBI1ChF0aW1lX3RvX2RlbGl2ZXJlZBgGIAEoCzIaLnN0YXRlbWdyLnYxLkR1cmF0aW9uU3RhdHMSMAoMdGltZV90b19yZWFkGAcgASgLMhouc3RhdGVtZ3IudjEuRHVyYXRpb25TdGF0cyJpCglUaW1lUmFuZ2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlkKHUdldENvbnZlcnNhdGlvbk1ldHJpY3NSZXF1ZXN0EiUKBXJhbmdlGAEgASgLMhYuc3RhdGVtZ3IudjEuVGltZVJhbmdlEhEKCXRpbWVfem9uZRgCIAEoCSKTBQoeR2V0Q29udmVyc2F0aW9uTWV0cmljc1Jlc3BvbnNlEhwKFGNsb3NlZF9jb252ZXJzYXRpb25zGAEgASgDEjMKEGF2ZXJhZ2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOQoWYXZlcmFnZV9maXJzdF9yZXNwb25zZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBhdmVyYWdlX3Jlc3BvbnNlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEGF2ZXJhZ2VfbWVzc2FnZXMYBSABKAESJQoFcmFuZ2UYBiABKAsyFi5zdGF0ZW1nci52MS5UaW1lUmFuZ2USHAoUb3BlbmVkX2NvbnZlcnNhdGlvbnMYByABKAMSGgoSb3Blbl9jb252ZXJzYXRpb25zGAggASgDEiwKCGR1cmF0aW9uGAkgASgLMhouc3RhdGVtZ3IudjEuRHVyYXRpb25TdGF0cxIyCg5maXJzdF9yZXNwb25zZRgKIAEoCzIaLnN0YXRlbWdyLnYxLkR1cmF0aW9uU3RhdHMSLAoIcmVzcG9uc2UYCyABKAsyGi5zdGF0ZW1nci52MS5EdXJhdGlvblN0YXRzEiAKGGF2ZXJhZ2VfaW5ib3VuZF9tZXNzYWdlcxgMIAEoARIhChlhdmVyYWdlX291dGJvdW5kX21lc3NhZ2VzGA0gASgBEi0KCGRlbGl2ZXJ5GA4gASgLMhsuc3RhdGVtZ3IudjEuRGVsaXZlcnlGdW5uZWwSHAoUcmVwbGllc19hZnRlcl93aW5kb3cYDyABKAMSEQoJdGltZV96b25lGBAgASgJIrMBChxHZXRDb252ZXJzYXRpb25Wb2x1bWVSZXF1ZXN0EiUKBXJhbmdlGAEgASgLMhYuc3RhdGVtZ3IudjEuVGltZVJhbmdlEisKCGludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKC2J1Y2tldF9zaXplGAMgASgOMhcuc3RhdGVtZ3IudjEuQnVja2V0U2l6ZRIRCgl0aW1lX3pvbmUYBCABKAkiwQEKDFZvbHVtZUJ1Y2tldBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZvcGVuZWQYAiABKAMSDgoGY2xvc2VkGAMgASgDEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBpbmJvdW5kX21lc3NhZ2VzGAUgASgDEhkKEW91dGJvdW5kX21lc3NhZ2VzGAYgASgDIoUBCh1HZXRDb252ZXJzYXRpb25Wb2x1bWVSZXNwb25zZRIqCgdidWNrZXRzGAEgAygLMhkuc3RhdGVtZ3IudjEuVm9sdW1lQnVja2V0EiUKBXJhbmdlGAIgASgLMhYuc3RhdGVtZ3IudjEuVGltZVJhbmdlEhEKCXRpbWVfem9uZRgDIAEoCSJoChpHZXRBZ2VudFBlcmZvcm1hbmNlUmVxdWVzdBIlCgVyYW5nZRgBIAEoCzIWLnN0YXRlbWdyLnYxLlRpbWVSYW5nZRIQCghhZ2VudF9pZBgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkizAIKEEFnZW50UGVyZm9ybWFuY2USEAoIYWdlbnRfaWQYASABKAkSFQoNY29udmVyc2F0aW9ucxgCIAEoAxIVCg1tZXNzYWdlc19zZW50GAMgASgDEjkKFmF2ZXJhZ2VfZmlyc3RfcmVzcG9uc2UYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMdHJhbnNmZXJzX2luGAUgASgDEhUKDXRyYW5zZmVyc19vdXQYBiABKAMSEAoIYXNzaWduZWQYByABKAMSMgoOZmlyc3RfcmVzcG9uc2UYCCABKAsyGi5zdGF0ZW1nci52MS5EdXJhdGlvblN0YXRzEiwKCHJlc3BvbnNlGAkgASgLMhouc3RhdGVtZ3IudjEuRHVyYXRpb25TdGF0cxIcChRyZXBsaWVzX2FmdGVyX3dpbmRvdxgKIAEoAyJzChtHZXRBZ2VudFBlcmZvcm1hbmNlUmVzcG9uc2USLQoGYWdlbnRzGAEgAygLMh0uc3RhdGVtZ3IudjEuQWdlbnRQZXJmb3JtYW5jZRIlCgVyYW5nZRgCIAEoCzIWLnN0YXRlbWdyLnYxLlRpbWVSYW5nZSJYChxHZXRDdXN0b21lckVuZ2FnZW1lbnRSZXF1ZXN0EiUKBXJhbmdlGAEgASgLMhYuc3RhdGVtZ3IudjEuVGltZVJhbmdlEhEKCXRpbWVfem9uZRgCIAEoCSLcAQodR2V0Q3VzdG9tZXJFbmdhZ2VtZW50UmVzcG9uc2USGAoQYWN0aXZlX2N1c3RvbWVycxgBIAEoAxIVCg1uZXdfY3VzdG9tZXJzGAIgASgDEhgKEGluYm91bmRfbWVzc2FnZXMYAyABKAMSEQoJcmVhZF9yYXRlGAQgASgBEhsKE3JldHVybmluZ19jdXN0b21lcnMYBSABKAMSJQoFcmFuZ2UYBiABKAsyFi5zdGF0ZW1nci52MS5UaW1lUmFuZ2USGQoRb3V0Ym91bmRfbWVzc2FnZXMYByABKAMiGAoWR2V0U3lzdGVtSGVhbHRoUmVxdWVzdCLxAQoXR2V0U3lzdGVtSGVhbHRoUmVzcG9uc2USEwoLZGF0YWJhc2Vfb2sYASABKAgSEAoIY2FjaGVfb2sYAiABKAgSEQoJYnJva2VyX29rGAMgASgIEhUKDWV2ZW50X2JhY2tsb2cYBCABKAMSLgoLcHVibGlzaF9sYWcYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLQoKcm9sbHVwX2xhZxgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5yb2xsdXBfYmFja2xvZxgHIAEoAxIOCgZsZWFkZXIYCCABKAgiFwoVU3RyZWFtTGl2ZVZpZXdSZXF1ZXN0IkoKClN0YXRlQ291bnQSLQoFc3RhdGUYASABKA4yHi5zdGF0ZW1nci52MS5Db252ZXJzYXRpb25TdGF0ZRINCgVjb3VudBgCIAEoAyLdAQoWU3RyZWFtTGl2ZVZpZXdSZXNwb25zZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzChJvcGVuX2NvbnZlcnNhdGlvbnMYAiADKAsyFy5zdGF0ZW1nci52MS5TdGF0ZUNvdW50Eg8KB3dhaXRpbmcYAyABKAMSNQoSb2xkZXN0X3dhaXRpbmdfYWdlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhwKFG1lc3NhZ2VzX2xhc3RfbWludXRlGAUgASgDKmoKCkJ1Y2tldFNpemUSGwoXQlVDS0VUX1NJWkVfVU5TUEVDSUZJRUQQABIUChBCVUNLRVRfU0laRV9IT1VSEAESEwoPQlVDS0VUX1NJWkVfREFZEAISFAoQQlVDS0VUX1NJWkVfV0VFSxADMooFChBBbmFseXRpY3NTZXJ2aWNlEnEKFkdldENvbnZlcnNhdGlvbk1ldHJpY3MSKi5zdGF0ZW1nci52MS5HZXRDb252ZXJzYXRpb25NZXRyaWNzUmVxdWVzdBorLnN0YXRlbWdyLnYxLkdldENvbnZlcnNhdGlvbk1ldHJpY3NSZXNwb25zZRJuChVHZXRDb252ZXJzYXRpb25Wb2x1bWUSKS5zdGF0ZW1nci52MS5HZXRDb252ZXJzYXRpb25Wb2x1bWVSZXF1ZXN0Giouc3RhdGVtZ3IudjEuR2V0Q29udmVyc2F0aW9uVm9sdW1lUmVzcG9uc2USaAoTR2V0QWdlbnRQZXJmb3JtYW5jZRInLnN0YXRlbWdyLnYxLkdldEFnZW50UGVyZm9ybWFuY2VSZXF1ZXN0Giguc3RhdGVtZ3IudjEuR2V0QWdlbnRQZXJmb3JtYW5jZVJlc3BvbnNlEm4KFUdldEN1c3RvbWVyRW5nYWdlbWVudBIpLnN0YXRlbWdyLnYxLkdldEN1c3RvbWVyRW5nYWdlbWVudFJlcXVlc3QaKi5zdGF0ZW1nci52MS5HZXRDdXN0b21lckVuZ2FnZW1lbnRSZXNwb25zZRJcCg9HZXRTeXN0ZW1IZWFsdGgSIy5zdGF0ZW1nci52MS5HZXRTeXN0ZW1IZWFsdGhSZXF1ZXN0GiQuc3RhdGVtZ3IudjEuR2V0U3lzdGVtSGVhbHRoUmVzcG9uc2USWwoOU3RyZWFtTGl2ZVZpZXcSIi5zdGF0ZW1nci52MS5TdHJlYW1MaXZlVmlld1JlcXVlc3QaIy5zdGF0ZW1nci52MS5TdHJlYW1MaXZlVmlld1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_statemgr_v1_conversation]);
+
+/**
+ * Count, average and percentiles of a set of durations. Percentiles come from log-scale histograms: each is the
+ * middle of the bin holding the exact value, within 4.9 % of it (0.5 ms below 1 ms).
+ *
+ * @generated from message statemgr.v1.DurationStats
+ */
+export type DurationStats = Message<"statemgr.v1.DurationStats"> & {
+  /**
+   * How many durations.
+   *
+   * @generated from field: int64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * Their average (exact).
+   *
+   * @generated from field: google.protobuf.Duration average = 2;
+   */
+  average?: Duration | undefined;
+
+  /**
+   * Median.
+   *
+   * @generated from field: google.protobuf.Duration p50 = 3;
+   */
+  p50?: Duration | undefined;
+
+  /**
+   * 90th percentile.
+   *
+   * @generated from field: google.protobuf.Duration p90 = 4;
+   */
+  p90?: Duration | undefined;
+
+  /**
+   * 99th percentile.
+   *
+   * @generated from field: google.protobuf.Duration p99 = 5;
+   */
+  p99?: Duration | undefined;
+};
+
+/**
+ * Describes the message statemgr.v1.DurationStats.
+ * Use `create(DurationStatsSchema)` to create a new message.
+ */
+export const DurationStatsSchema: GenMessage<DurationStats> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_analytics_service, 0);
+
+/**
+ * Failed outbound messages with one provider error code.
+ *
+ * @generated from message statemgr.v1.ErrorCodeCount
+ */
+export type ErrorCodeCount = Message<"statemgr.v1.ErrorCodeCount"> & {
+  /**
+   * The provider's error code; empty when the report carried none.
+   *
+   * @generated from field: string error_code = 1;
+   */
+  errorCode: string;
+
+  /**
+   * Messages failed with it.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message statemgr.v1.ErrorCodeCount.
+ * Use `create(ErrorCodeCountSchema)` to create a new message.
+ */
+export const ErrorCodeCountSchema: GenMessage<ErrorCodeCount> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_analytics_service, 1);
+
+/**
+ * WhatsApp delivery of the outbound messages recorded in the period, as they stand now.
+ *
+ * @generated from message statemgr.v1.DeliveryFunnel
+ */
+export type DeliveryFunnel = Message<"statemgr.v1.DeliveryFunnel"> & {
+  /**
+   * Outbound messages recorded.
+   *
+   * @generated from field: int64 sent = 1;
+   */
+  sent: bigint;
+
+  /**
+   * Of those, delivered (or read, which implies delivery).
+   *
+   * @generated from field: int64 delivered = 2;
+   */
+  delivered: bigint;
+
+  /**
+   * Of those, read.
+   *
+   * @generated from field: int64 read = 3;
+   */
+  read: bigint;
+
+  /**
+   * Of those, failed now (a later delivery or a retry takes a message out of this count).
+   *
+   * @generated from field: int64 failed = 4;
+   */
+  failed: bigint;
+
+  /**
+   * The most frequent error codes of the failed ones, most frequent first (at most ten).
+   *
+   * @generated from field: repeated statemgr.v1.ErrorCodeCount top_error_codes = 5;
+   */
+  topErrorCodes: ErrorCodeCount[];
+
+  /**
+   * From recording to the provider's delivery time.
+   *
+   * @generated from field: statemgr.v1.DurationStats time_to_delivered = 6;
+   */
+  timeToDelivered?: DurationStats | undefined;
+
+  /**
+   * From recording to the provider's read time.
+   *
+   * @generated from field: statemgr.v1.DurationStats time_to_read = 7;
+   */
+  timeToRead?: DurationStats | undefined;
+};
+
+/**
+ * Describes the message statemgr.v1.DeliveryFunnel.
+ * Use `create(DeliveryFunnelSchema)` to create a new message.
+ */
+export const DeliveryFunnelSchema: GenMessage<DeliveryFunnel> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_analytics_service, 2);
 
 /**
  * A time range, start inclusive, end exclusive.
@@ -40,7 +183,7 @@ export type TimeRange = Message<"statemgr.v1.TimeRange"> & {
  * Use `create(TimeRangeSchema)` to create a new message.
  */
 export const TimeRangeSchema: GenMessage<TimeRange> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 0);
+  messageDesc(file_statemgr_v1_analytics_service, 3);
 
 /**
  * Request of GetConversationMetrics.
@@ -54,6 +197,13 @@ export type GetConversationMetricsRequest = Message<"statemgr.v1.GetConversation
    * @generated from field: statemgr.v1.TimeRange range = 1;
    */
   range?: TimeRange | undefined;
+
+  /**
+   * IANA time zone to read the period in; empty for the tenant's.
+   *
+   * @generated from field: string time_zone = 2;
+   */
+  timeZone: string;
 };
 
 /**
@@ -61,7 +211,7 @@ export type GetConversationMetricsRequest = Message<"statemgr.v1.GetConversation
  * Use `create(GetConversationMetricsRequestSchema)` to create a new message.
  */
 export const GetConversationMetricsRequestSchema: GenMessage<GetConversationMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 1);
+  messageDesc(file_statemgr_v1_analytics_service, 4);
 
 /**
  * Response of GetConversationMetrics.
@@ -103,6 +253,83 @@ export type GetConversationMetricsResponse = Message<"statemgr.v1.GetConversatio
    * @generated from field: double average_messages = 5;
    */
   averageMessages: number;
+
+  /**
+   * The range answered (whole hours).
+   *
+   * @generated from field: statemgr.v1.TimeRange range = 6;
+   */
+  range?: TimeRange | undefined;
+
+  /**
+   * Conversations opened in the period.
+   *
+   * @generated from field: int64 opened_conversations = 7;
+   */
+  openedConversations: bigint;
+
+  /**
+   * Conversations open now, whatever the period.
+   *
+   * @generated from field: int64 open_conversations = 8;
+   */
+  openConversations: bigint;
+
+  /**
+   * Durations (open to close) of the conversations closed in the period.
+   *
+   * @generated from field: statemgr.v1.DurationStats duration = 9;
+   */
+  duration?: DurationStats | undefined;
+
+  /**
+   * First response times (first customer message to first agent reply), counted when the reply was recorded.
+   *
+   * @generated from field: statemgr.v1.DurationStats first_response = 10;
+   */
+  firstResponse?: DurationStats | undefined;
+
+  /**
+   * Response times (earliest unanswered customer message to the next agent reply), counted at the reply.
+   *
+   * @generated from field: statemgr.v1.DurationStats response = 11;
+   */
+  response?: DurationStats | undefined;
+
+  /**
+   * Average inbound messages of the conversations closed in the period.
+   *
+   * @generated from field: double average_inbound_messages = 12;
+   */
+  averageInboundMessages: number;
+
+  /**
+   * Average outbound messages of the conversations closed in the period.
+   *
+   * @generated from field: double average_outbound_messages = 13;
+   */
+  averageOutboundMessages: number;
+
+  /**
+   * Delivery of the outbound messages recorded in the period.
+   *
+   * @generated from field: statemgr.v1.DeliveryFunnel delivery = 14;
+   */
+  delivery?: DeliveryFunnel | undefined;
+
+  /**
+   * Agent replies recorded more than 24 hours after the customer's last message (WhatsApp's window closed).
+   *
+   * @generated from field: int64 replies_after_window = 15;
+   */
+  repliesAfterWindow: bigint;
+
+  /**
+   * The time zone the period was read in.
+   *
+   * @generated from field: string time_zone = 16;
+   */
+  timeZone: string;
 };
 
 /**
@@ -110,7 +337,7 @@ export type GetConversationMetricsResponse = Message<"statemgr.v1.GetConversatio
  * Use `create(GetConversationMetricsResponseSchema)` to create a new message.
  */
 export const GetConversationMetricsResponseSchema: GenMessage<GetConversationMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 2);
+  messageDesc(file_statemgr_v1_analytics_service, 5);
 
 /**
  * Request of GetConversationVolume.
@@ -126,11 +353,26 @@ export type GetConversationVolumeRequest = Message<"statemgr.v1.GetConversationV
   range?: TimeRange | undefined;
 
   /**
-   * The bucket width, at least one minute.
+   * A fixed bucket width, a whole number of hours counted from the range's start (used when bucket_size is not
+   * set).
    *
    * @generated from field: google.protobuf.Duration interval = 2;
    */
   interval?: Duration | undefined;
+
+  /**
+   * Calendar buckets in the time zone; overrides interval.
+   *
+   * @generated from field: statemgr.v1.BucketSize bucket_size = 3;
+   */
+  bucketSize: BucketSize;
+
+  /**
+   * IANA time zone; empty for the tenant's.
+   *
+   * @generated from field: string time_zone = 4;
+   */
+  timeZone: string;
 };
 
 /**
@@ -138,7 +380,7 @@ export type GetConversationVolumeRequest = Message<"statemgr.v1.GetConversationV
  * Use `create(GetConversationVolumeRequestSchema)` to create a new message.
  */
 export const GetConversationVolumeRequestSchema: GenMessage<GetConversationVolumeRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 3);
+  messageDesc(file_statemgr_v1_analytics_service, 6);
 
 /**
  * One bucket of conversation volume.
@@ -166,6 +408,27 @@ export type VolumeBucket = Message<"statemgr.v1.VolumeBucket"> & {
    * @generated from field: int64 closed = 3;
    */
   closed: bigint;
+
+  /**
+   * End of the bucket (exclusive; the range's end for the last one).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Inbound messages recorded in it.
+   *
+   * @generated from field: int64 inbound_messages = 5;
+   */
+  inboundMessages: bigint;
+
+  /**
+   * Outbound messages recorded in it.
+   *
+   * @generated from field: int64 outbound_messages = 6;
+   */
+  outboundMessages: bigint;
 };
 
 /**
@@ -173,7 +436,7 @@ export type VolumeBucket = Message<"statemgr.v1.VolumeBucket"> & {
  * Use `create(VolumeBucketSchema)` to create a new message.
  */
 export const VolumeBucketSchema: GenMessage<VolumeBucket> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 4);
+  messageDesc(file_statemgr_v1_analytics_service, 7);
 
 /**
  * Response of GetConversationVolume.
@@ -187,6 +450,20 @@ export type GetConversationVolumeResponse = Message<"statemgr.v1.GetConversation
    * @generated from field: repeated statemgr.v1.VolumeBucket buckets = 1;
    */
   buckets: VolumeBucket[];
+
+  /**
+   * The range answered (whole hours).
+   *
+   * @generated from field: statemgr.v1.TimeRange range = 2;
+   */
+  range?: TimeRange | undefined;
+
+  /**
+   * The time zone the buckets follow.
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
 };
 
 /**
@@ -194,7 +471,7 @@ export type GetConversationVolumeResponse = Message<"statemgr.v1.GetConversation
  * Use `create(GetConversationVolumeResponseSchema)` to create a new message.
  */
 export const GetConversationVolumeResponseSchema: GenMessage<GetConversationVolumeResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 5);
+  messageDesc(file_statemgr_v1_analytics_service, 8);
 
 /**
  * Request of GetAgentPerformance.
@@ -215,6 +492,13 @@ export type GetAgentPerformanceRequest = Message<"statemgr.v1.GetAgentPerformanc
    * @generated from field: string agent_id = 2;
    */
   agentId: string;
+
+  /**
+   * IANA time zone; empty for the tenant's.
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
 };
 
 /**
@@ -222,7 +506,7 @@ export type GetAgentPerformanceRequest = Message<"statemgr.v1.GetAgentPerformanc
  * Use `create(GetAgentPerformanceRequestSchema)` to create a new message.
  */
 export const GetAgentPerformanceRequestSchema: GenMessage<GetAgentPerformanceRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 6);
+  messageDesc(file_statemgr_v1_analytics_service, 9);
 
 /**
  * Figures of one agent.
@@ -257,6 +541,48 @@ export type AgentPerformance = Message<"statemgr.v1.AgentPerformance"> & {
    * @generated from field: google.protobuf.Duration average_first_response = 4;
    */
   averageFirstResponse?: Duration | undefined;
+
+  /**
+   * Conversations transferred to the agent.
+   *
+   * @generated from field: int64 transfers_in = 5;
+   */
+  transfersIn: bigint;
+
+  /**
+   * Conversations transferred away from the agent.
+   *
+   * @generated from field: int64 transfers_out = 6;
+   */
+  transfersOut: bigint;
+
+  /**
+   * Conversations assigned to the agent (at creation or by transfer).
+   *
+   * @generated from field: int64 assigned = 7;
+   */
+  assigned: bigint;
+
+  /**
+   * First response times of the agent's replies.
+   *
+   * @generated from field: statemgr.v1.DurationStats first_response = 8;
+   */
+  firstResponse?: DurationStats | undefined;
+
+  /**
+   * Response times of the agent's replies.
+   *
+   * @generated from field: statemgr.v1.DurationStats response = 9;
+   */
+  response?: DurationStats | undefined;
+
+  /**
+   * The agent's replies recorded after the 24-hour window closed.
+   *
+   * @generated from field: int64 replies_after_window = 10;
+   */
+  repliesAfterWindow: bigint;
 };
 
 /**
@@ -264,7 +590,7 @@ export type AgentPerformance = Message<"statemgr.v1.AgentPerformance"> & {
  * Use `create(AgentPerformanceSchema)` to create a new message.
  */
 export const AgentPerformanceSchema: GenMessage<AgentPerformance> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 7);
+  messageDesc(file_statemgr_v1_analytics_service, 10);
 
 /**
  * Response of GetAgentPerformance.
@@ -278,6 +604,13 @@ export type GetAgentPerformanceResponse = Message<"statemgr.v1.GetAgentPerforman
    * @generated from field: repeated statemgr.v1.AgentPerformance agents = 1;
    */
   agents: AgentPerformance[];
+
+  /**
+   * The range answered (whole hours).
+   *
+   * @generated from field: statemgr.v1.TimeRange range = 2;
+   */
+  range?: TimeRange | undefined;
 };
 
 /**
@@ -285,7 +618,7 @@ export type GetAgentPerformanceResponse = Message<"statemgr.v1.GetAgentPerforman
  * Use `create(GetAgentPerformanceResponseSchema)` to create a new message.
  */
 export const GetAgentPerformanceResponseSchema: GenMessage<GetAgentPerformanceResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 8);
+  messageDesc(file_statemgr_v1_analytics_service, 11);
 
 /**
  * Request of GetCustomerEngagement.
@@ -299,6 +632,13 @@ export type GetCustomerEngagementRequest = Message<"statemgr.v1.GetCustomerEngag
    * @generated from field: statemgr.v1.TimeRange range = 1;
    */
   range?: TimeRange | undefined;
+
+  /**
+   * IANA time zone; empty for the tenant's.
+   *
+   * @generated from field: string time_zone = 2;
+   */
+  timeZone: string;
 };
 
 /**
@@ -306,7 +646,7 @@ export type GetCustomerEngagementRequest = Message<"statemgr.v1.GetCustomerEngag
  * Use `create(GetCustomerEngagementRequestSchema)` to create a new message.
  */
 export const GetCustomerEngagementRequestSchema: GenMessage<GetCustomerEngagementRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 9);
+  messageDesc(file_statemgr_v1_analytics_service, 12);
 
 /**
  * Response of GetCustomerEngagement.
@@ -341,6 +681,27 @@ export type GetCustomerEngagementResponse = Message<"statemgr.v1.GetCustomerEnga
    * @generated from field: double read_rate = 4;
    */
   readRate: number;
+
+  /**
+   * Customers who wrote in the period and were created before it.
+   *
+   * @generated from field: int64 returning_customers = 5;
+   */
+  returningCustomers: bigint;
+
+  /**
+   * The range answered (whole hours).
+   *
+   * @generated from field: statemgr.v1.TimeRange range = 6;
+   */
+  range?: TimeRange | undefined;
+
+  /**
+   * Outbound messages in the period.
+   *
+   * @generated from field: int64 outbound_messages = 7;
+   */
+  outboundMessages: bigint;
 };
 
 /**
@@ -348,7 +709,7 @@ export type GetCustomerEngagementResponse = Message<"statemgr.v1.GetCustomerEnga
  * Use `create(GetCustomerEngagementResponseSchema)` to create a new message.
  */
 export const GetCustomerEngagementResponseSchema: GenMessage<GetCustomerEngagementResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 10);
+  messageDesc(file_statemgr_v1_analytics_service, 13);
 
 /**
  * Request of GetSystemHealth.
@@ -363,7 +724,7 @@ export type GetSystemHealthRequest = Message<"statemgr.v1.GetSystemHealthRequest
  * Use `create(GetSystemHealthRequestSchema)` to create a new message.
  */
 export const GetSystemHealthRequestSchema: GenMessage<GetSystemHealthRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 11);
+  messageDesc(file_statemgr_v1_analytics_service, 14);
 
 /**
  * Response of GetSystemHealth.
@@ -405,6 +766,27 @@ export type GetSystemHealthResponse = Message<"statemgr.v1.GetSystemHealthRespon
    * @generated from field: google.protobuf.Duration publish_lag = 5;
    */
   publishLag?: Duration | undefined;
+
+  /**
+   * Age of the caller's oldest event not yet folded into the analytics rollups (zero when caught up).
+   *
+   * @generated from field: google.protobuf.Duration rollup_lag = 6;
+   */
+  rollupLag?: Duration | undefined;
+
+  /**
+   * The caller's events not yet folded into the rollups.
+   *
+   * @generated from field: int64 rollup_backlog = 7;
+   */
+  rollupBacklog: bigint;
+
+  /**
+   * Whether this process currently runs the leader's duties (relay, pruning, rollups).
+   *
+   * @generated from field: bool leader = 8;
+   */
+  leader: boolean;
 };
 
 /**
@@ -412,10 +794,146 @@ export type GetSystemHealthResponse = Message<"statemgr.v1.GetSystemHealthRespon
  * Use `create(GetSystemHealthResponseSchema)` to create a new message.
  */
 export const GetSystemHealthResponseSchema: GenMessage<GetSystemHealthResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_analytics_service, 12);
+  messageDesc(file_statemgr_v1_analytics_service, 15);
 
 /**
- * Reports of the caller's tenant, from figures maintained as events happen.
+ * Request of StreamLiveView.
+ *
+ * @generated from message statemgr.v1.StreamLiveViewRequest
+ */
+export type StreamLiveViewRequest = Message<"statemgr.v1.StreamLiveViewRequest"> & {
+};
+
+/**
+ * Describes the message statemgr.v1.StreamLiveViewRequest.
+ * Use `create(StreamLiveViewRequestSchema)` to create a new message.
+ */
+export const StreamLiveViewRequestSchema: GenMessage<StreamLiveViewRequest> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_analytics_service, 16);
+
+/**
+ * Open conversations in one state.
+ *
+ * @generated from message statemgr.v1.StateCount
+ */
+export type StateCount = Message<"statemgr.v1.StateCount"> & {
+  /**
+   * The state.
+   *
+   * @generated from field: statemgr.v1.ConversationState state = 1;
+   */
+  state: ConversationState;
+
+  /**
+   * Conversations in it.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message statemgr.v1.StateCount.
+ * Use `create(StateCountSchema)` to create a new message.
+ */
+export const StateCountSchema: GenMessage<StateCount> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_analytics_service, 17);
+
+/**
+ * One update of the live view (the whole view each time).
+ *
+ * @generated from message statemgr.v1.StreamLiveViewResponse
+ */
+export type StreamLiveViewResponse = Message<"statemgr.v1.StreamLiveViewResponse"> & {
+  /**
+   * When the figures were read.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Open conversations by state.
+   *
+   * @generated from field: repeated statemgr.v1.StateCount open_conversations = 2;
+   */
+  openConversations: StateCount[];
+
+  /**
+   * Conversations waiting for an agent (state WAITING).
+   *
+   * @generated from field: int64 waiting = 3;
+   */
+  waiting: bigint;
+
+  /**
+   * How long the longest-waiting one has waited; zero when none waits.
+   *
+   * @generated from field: google.protobuf.Duration oldest_waiting_age = 4;
+   */
+  oldestWaitingAge?: Duration | undefined;
+
+  /**
+   * Messages (both directions) recorded in the last 60 seconds.
+   *
+   * @generated from field: int64 messages_last_minute = 5;
+   */
+  messagesLastMinute: bigint;
+};
+
+/**
+ * Describes the message statemgr.v1.StreamLiveViewResponse.
+ * Use `create(StreamLiveViewResponseSchema)` to create a new message.
+ */
+export const StreamLiveViewResponseSchema: GenMessage<StreamLiveViewResponse> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_analytics_service, 18);
+
+/**
+ * The width of volume buckets.
+ *
+ * @generated from enum statemgr.v1.BucketSize
+ */
+export enum BucketSize {
+  /**
+   * Not set: GetConversationVolumeRequest.interval decides.
+   *
+   * @generated from enum value: BUCKET_SIZE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An hour.
+   *
+   * @generated from enum value: BUCKET_SIZE_HOUR = 1;
+   */
+  HOUR = 1,
+
+  /**
+   * A day from local midnight to local midnight (23 or 25 hours on daylight-saving days).
+   *
+   * @generated from enum value: BUCKET_SIZE_DAY = 2;
+   */
+  DAY = 2,
+
+  /**
+   * A week from Monday local midnight.
+   *
+   * @generated from enum value: BUCKET_SIZE_WEEK = 3;
+   */
+  WEEK = 3,
+}
+
+/**
+ * Describes the enum statemgr.v1.BucketSize.
+ */
+export const BucketSizeSchema: GenEnum<BucketSize> = /*@__PURE__*/
+  enumDesc(file_statemgr_v1_analytics_service, 0);
+
+/**
+ * Reports of the caller's tenant, from figures maintained as events happen (hourly rollups folded from the event
+ * log; docs/analytics.md defines every figure). A range is answered in whole hours: its start is rounded down and
+ * its end up to the hour, and the response says which range it answered. Day and week buckets start at local
+ * midnight in the tenant's time zone (Tenant.time_zone) unless the request names another.
  *
  * @generated from service statemgr.v1.AnalyticsService
  */
@@ -469,6 +987,17 @@ export const AnalyticsService: GenService<{
     methodKind: "unary";
     input: typeof GetSystemHealthRequestSchema;
     output: typeof GetSystemHealthResponseSchema;
+  },
+  /**
+   * A live view for supervisors' dashboards: sent at once, then whenever a figure changes (within about two
+   * seconds of the change), until the client cancels. Errors: UNAVAILABLE when the database cannot be read.
+   *
+   * @generated from rpc statemgr.v1.AnalyticsService.StreamLiveView
+   */
+  streamLiveView: {
+    methodKind: "server_streaming";
+    input: typeof StreamLiveViewRequestSchema;
+    output: typeof StreamLiveViewResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_statemgr_v1_analytics_service, 0);

@@ -98,7 +98,8 @@ export type Conversation = Message<"statemgr.v1.Conversation"> & {
   metadata?: JsonObject | undefined;
 
   /**
-   * Changes on every write; send it back to make a write conditional (ABORTED on mismatch).
+   * Changes on every write; send it back to make a write conditional: ABORTED when it is not the current one,
+   * including a value this server never issued (read again for a current one).
    *
    * @generated from field: string etag = 12;
    */

@@ -425,7 +425,8 @@ export type TransitionConversationRequest = Message<"statemgr.v1.TransitionConve
   reason: string;
 
   /**
-   * If set, the move happens only if the conversation's etag still matches.
+   * If set, the move happens only if the conversation's etag still matches (ABORTED otherwise, also for a value
+   * this server never issued).
    *
    * @generated from field: string etag = 4;
    */

@@ -39,7 +39,11 @@ export type Customer = Message<"statemgr.v1.Customer"> & {
   whatsappId: string;
 
   /**
-   * The phone number in E.164 ("+447946000958"). Input in any format; national formats use the tenant's region.
+   * The phone number in E.164 ("+447946000958"). Input in any format; national formats use the tenant's region;
+   * a number given that is not valid is refused (INVALID_ARGUMENT naming the field). Not given, and none stored,
+   * it is the WhatsApp id read as an international number if that is a valid one, else it stays empty: a
+   * WhatsApp id is an id, not always a number libphonenumber knows, and is never refused for that. UpsertCustomer
+   * and ResolveInbound apply the same rule.
    *
    * @generated from field: string phone_number = 3;
    */
@@ -88,7 +92,8 @@ export type Customer = Message<"statemgr.v1.Customer"> & {
   updateTime?: Timestamp | undefined;
 
   /**
-   * Changes on every write.
+   * Changes on every write; send it back to make an update conditional: ABORTED when it is not the current one,
+   * including a value this server never issued.
    *
    * @generated from field: string etag = 10;
    */

@@ -32,7 +32,9 @@ export type Event = Message<"statemgr.v1.Event"> & {
   id: string;
 
   /**
-   * Opaque position in the tenant's event log; resume Subscribe after it.
+   * Opaque position in the tenant's event log; resume Subscribe after it. A cursor is a position, not a filter:
+   * resuming after it delivers the events after it that the new request's filter selects; events before it are
+   * never delivered again, including those the earlier stream's filter left out.
    *
    * @generated from field: string cursor = 2;
    */
@@ -102,7 +104,9 @@ export type Event = Message<"statemgr.v1.Event"> & {
   genesysConversationId: string;
 
   /**
-   * When the change was committed.
+   * When the change was written, inside its transaction, on the clock of the resource's own timestamps (a new
+   * conversation's event has its create_time); not the commit time, which follows when the transaction ends,
+   * typically within milliseconds. Events are not ordered by it: the log's order is the cursor's.
    *
    * @generated from field: google.protobuf.Timestamp create_time = 12;
    */

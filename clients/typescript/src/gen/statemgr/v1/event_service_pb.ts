@@ -37,7 +37,8 @@ export type SubscribeRequest = Message<"statemgr.v1.SubscribeRequest"> & {
   eventTypes: EventType[];
 
   /**
-   * Where to start.
+   * Where to start. Neither set: from the oldest event the log still holds (the tenant's event retention, a week
+   * by default), a full replay of the retained log before the stream goes live; set from_now to skip it.
    *
    * @generated from oneof statemgr.v1.SubscribeRequest.start
    */
@@ -81,7 +82,10 @@ export type Heartbeat = Message<"statemgr.v1.Heartbeat"> & {
   time?: Timestamp | undefined;
 
   /**
-   * The cursor to resume from if the stream breaks now.
+   * The cursor to resume from if the stream breaks now. It moves past events this stream's filter left out, so a
+   * quiet room resumes without rescanning the tenant's traffic; it is therefore only complete for the same filter
+   * (or a narrower one): resumed with a wider filter, the events before it that the old filter left out are not
+   * delivered (read them with the read RPCs, or start the wider stream from an older cursor).
    *
    * @generated from field: string cursor = 2;
    */
@@ -139,10 +143,14 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
  */
 export const EventService: GenService<{
   /**
-   * Streams events: replays those after a cursor, then follows live; heartbeats while idle.
+   * Streams events: replays those after a cursor (or, with no start given, every event the log still holds), then
+   * follows live; the first heartbeat marks the moment it is live; heartbeats while idle.
    * Errors: INVALID_ARGUMENT (bad filter or cursor, or a cursor of another tenant), OUT_OF_RANGE (the cursor is older
-   * than the retained log), RESOURCE_EXHAUSTED (the subscriber fell too far behind; resume with the last cursor),
-   * UNAVAILABLE (streaming is switched off).
+   * than the retained log: events after it were pruned; the status's google.rpc.ErrorInfo carries metadata
+   * "resync_cursor", a cursor at the moment of the error: reload state with the read RPCs, then subscribe after
+   * it to follow from there without a gap), RESOURCE_EXHAUSTED (the subscriber fell too far behind; resume with the
+   * last cursor), UNAVAILABLE (streaming is switched off, or the server is shutting down; resume with the last
+   * cursor).
    *
    * @generated from rpc statemgr.v1.EventService.Subscribe
    */

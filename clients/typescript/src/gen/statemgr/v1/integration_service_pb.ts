@@ -34,7 +34,9 @@ export type ResolveInboundRequest = Message<"statemgr.v1.ResolveInboundRequest">
   whatsappId: string;
 
   /**
-   * The customer's phone number in any format; defaults to the WhatsApp id read as an international number.
+   * The customer's phone number in any format (INVALID_ARGUMENT if it is not a valid number); defaults to the
+   * WhatsApp id read as an international number when that is valid, else none is stored: the rule of
+   * Customer.phone_number, as in UpsertCustomer.
    *
    * @generated from field: string phone_number = 2;
    */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file statemgr/v1/tenant_service.proto.
  */
 export const file_statemgr_v1_tenant_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBzdGF0ZW1nci92MS90ZW5hbnRfc2VydmljZS5wcm90bxILc3RhdGVtZ3IudjEiOgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIjCgZ0ZW5hbnQYASABKAsyEy5zdGF0ZW1nci52MS5UZW5hbnQiOwoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuc3RhdGVtZ3IudjEuVGVuYW50IiUKEEdldFRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjgKEUdldFRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnN0YXRlbWdyLnYxLlRlbmFudCI+ChNDcmVhdGVBcGlLZXlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiTAoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USJAoHYXBpX2tleRgBIAEoCzITLnN0YXRlbWdyLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiPAoTUmV2b2tlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKYXBpX2tleV9pZBgCIAEoCSI8ChRSZXZva2VBcGlLZXlSZXNwb25zZRIkCgdhcGlfa2V5GAEgASgLMhMuc3RhdGVtZ3IudjEuQXBpS2V5Ii4KGUdldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIlQKGkdldFJldGVudGlvblBvbGljeVJlc3BvbnNlEjYKEHJldGVudGlvbl9wb2xpY3kYASABKAsyHC5zdGF0ZW1nci52MS5SZXRlbnRpb25Qb2xpY3kihwEKHFVwZGF0ZVJldGVudGlvblBvbGljeVJlcXVlc3QSNgoQcmV0ZW50aW9uX3BvbGljeRgBIAEoCzIcLnN0YXRlbWdyLnYxLlJldGVudGlvblBvbGljeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siVwodVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVzcG9uc2USNgoQcmV0ZW50aW9uX3BvbGljeRgBIAEoCzIcLnN0YXRlbWdyLnYxLlJldGVudGlvblBvbGljeTKxBAoNVGVuYW50U2VydmljZRJTCgxDcmVhdGVUZW5hbnQSIC5zdGF0ZW1nci52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiEuc3RhdGVtZ3IudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USSgoJR2V0VGVuYW50Eh0uc3RhdGVtZ3IudjEuR2V0VGVuYW50UmVxdWVzdBoeLnN0YXRlbWdyLnYxLkdldFRlbmFudFJlc3BvbnNlElMKDENyZWF0ZUFwaUtleRIgLnN0YXRlbWdyLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIS5zdGF0ZW1nci52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJTCgxSZXZva2VBcGlLZXkSIC5zdGF0ZW1nci52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiEuc3RhdGVtZ3IudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USZQoSR2V0UmV0ZW50aW9uUG9saWN5EiYuc3RhdGVtZ3IudjEuR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBonLnN0YXRlbWdyLnYxLkdldFJldGVudGlvblBvbGljeVJlc3BvbnNlEm4KFVVwZGF0ZVJldGVudGlvblBvbGljeRIpLnN0YXRlbWdyLnYxLlVwZGF0ZVJldGVudGlvblBvbGljeVJlcXVlc3QaKi5zdGF0ZW1nci52MS5VcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_statemgr_v1_tenant]);
+  fileDesc("CiBzdGF0ZW1nci92MS90ZW5hbnRfc2VydmljZS5wcm90bxILc3RhdGVtZ3IudjEiOgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIjCgZ0ZW5hbnQYASABKAsyEy5zdGF0ZW1nci52MS5UZW5hbnQiOwoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuc3RhdGVtZ3IudjEuVGVuYW50IiUKEEdldFRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjgKEUdldFRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnN0YXRlbWdyLnYxLlRlbmFudCJrChNVcGRhdGVUZW5hbnRSZXF1ZXN0EiMKBnRlbmFudBgBIAEoCzITLnN0YXRlbWdyLnYxLlRlbmFudBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOwoUVXBkYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuc3RhdGVtZ3IudjEuVGVuYW50Ij4KE0NyZWF0ZUFwaUtleVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCSJMChRDcmVhdGVBcGlLZXlSZXNwb25zZRIkCgdhcGlfa2V5GAEgASgLMhMuc3RhdGVtZ3IudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSI8ChNSZXZva2VBcGlLZXlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIjwKFFJldm9rZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zdGF0ZW1nci52MS5BcGlLZXkiLgoZR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiVAoaR2V0UmV0ZW50aW9uUG9saWN5UmVzcG9uc2USNgoQcmV0ZW50aW9uX3BvbGljeRgBIAEoCzIcLnN0YXRlbWdyLnYxLlJldGVudGlvblBvbGljeSKHAQocVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBI2ChByZXRlbnRpb25fcG9saWN5GAEgASgLMhwuc3RhdGVtZ3IudjEuUmV0ZW50aW9uUG9saWN5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJXCh1VcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI2ChByZXRlbnRpb25fcG9saWN5GAEgASgLMhwuc3RhdGVtZ3IudjEuUmV0ZW50aW9uUG9saWN5MoYFCg1UZW5hbnRTZXJ2aWNlElMKDENyZWF0ZVRlbmFudBIgLnN0YXRlbWdyLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIS5zdGF0ZW1nci52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJKCglHZXRUZW5hbnQSHS5zdGF0ZW1nci52MS5HZXRUZW5hbnRSZXF1ZXN0Gh4uc3RhdGVtZ3IudjEuR2V0VGVuYW50UmVzcG9uc2USUwoMVXBkYXRlVGVuYW50EiAuc3RhdGVtZ3IudjEuVXBkYXRlVGVuYW50UmVxdWVzdBohLnN0YXRlbWdyLnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlElMKDENyZWF0ZUFwaUtleRIgLnN0YXRlbWdyLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIS5zdGF0ZW1nci52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJTCgxSZXZva2VBcGlLZXkSIC5zdGF0ZW1nci52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiEuc3RhdGVtZ3IudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USZQoSR2V0UmV0ZW50aW9uUG9saWN5EiYuc3RhdGVtZ3IudjEuR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBonLnN0YXRlbWdyLnYxLkdldFJldGVudGlvblBvbGljeVJlc3BvbnNlEm4KFVVwZGF0ZVJldGVudGlvblBvbGljeRIpLnN0YXRlbWdyLnYxLlVwZGF0ZVJldGVudGlvblBvbGljeVJlcXVlc3QaKi5zdGF0ZW1nci52MS5VcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_statemgr_v1_tenant]);
 
 /**
  * Request of CreateTenant.
@@ -101,6 +101,55 @@ export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE_
   messageDesc(file_statemgr_v1_tenant_service, 3);
 
 /**
+ * Request of UpdateTenant.
+ *
+ * @generated from message statemgr.v1.UpdateTenantRequest
+ */
+export type UpdateTenantRequest = Message<"statemgr.v1.UpdateTenantRequest"> & {
+  /**
+   * The new values; tenant.id names the tenant.
+   *
+   * @generated from field: statemgr.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+
+  /**
+   * Which fields to change: time_zone.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message statemgr.v1.UpdateTenantRequest.
+ * Use `create(UpdateTenantRequestSchema)` to create a new message.
+ */
+export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_tenant_service, 4);
+
+/**
+ * Response of UpdateTenant.
+ *
+ * @generated from message statemgr.v1.UpdateTenantResponse
+ */
+export type UpdateTenantResponse = Message<"statemgr.v1.UpdateTenantResponse"> & {
+  /**
+   * The tenant after the update.
+   *
+   * @generated from field: statemgr.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message statemgr.v1.UpdateTenantResponse.
+ * Use `create(UpdateTenantResponseSchema)` to create a new message.
+ */
+export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@__PURE__*/
+  messageDesc(file_statemgr_v1_tenant_service, 5);
+
+/**
  * Request of CreateApiKey.
  *
  * @generated from message statemgr.v1.CreateApiKeyRequest
@@ -126,7 +175,7 @@ export type CreateApiKeyRequest = Message<"statemgr.v1.CreateApiKeyRequest"> & {
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 4);
+  messageDesc(file_statemgr_v1_tenant_service, 6);
 
 /**
  * Response of CreateApiKey.
@@ -154,7 +203,7 @@ export type CreateApiKeyResponse = Message<"statemgr.v1.CreateApiKeyResponse"> &
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 5);
+  messageDesc(file_statemgr_v1_tenant_service, 7);
 
 /**
  * Request of RevokeApiKey.
@@ -182,7 +231,7 @@ export type RevokeApiKeyRequest = Message<"statemgr.v1.RevokeApiKeyRequest"> & {
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 6);
+  messageDesc(file_statemgr_v1_tenant_service, 8);
 
 /**
  * Response of RevokeApiKey.
@@ -203,7 +252,7 @@ export type RevokeApiKeyResponse = Message<"statemgr.v1.RevokeApiKeyResponse"> &
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 7);
+  messageDesc(file_statemgr_v1_tenant_service, 9);
 
 /**
  * Request of GetRetentionPolicy.
@@ -224,7 +273,7 @@ export type GetRetentionPolicyRequest = Message<"statemgr.v1.GetRetentionPolicyR
  * Use `create(GetRetentionPolicyRequestSchema)` to create a new message.
  */
 export const GetRetentionPolicyRequestSchema: GenMessage<GetRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 8);
+  messageDesc(file_statemgr_v1_tenant_service, 10);
 
 /**
  * Response of GetRetentionPolicy.
@@ -245,7 +294,7 @@ export type GetRetentionPolicyResponse = Message<"statemgr.v1.GetRetentionPolicy
  * Use `create(GetRetentionPolicyResponseSchema)` to create a new message.
  */
 export const GetRetentionPolicyResponseSchema: GenMessage<GetRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 9);
+  messageDesc(file_statemgr_v1_tenant_service, 11);
 
 /**
  * Request of UpdateRetentionPolicy.
@@ -273,7 +322,7 @@ export type UpdateRetentionPolicyRequest = Message<"statemgr.v1.UpdateRetentionP
  * Use `create(UpdateRetentionPolicyRequestSchema)` to create a new message.
  */
 export const UpdateRetentionPolicyRequestSchema: GenMessage<UpdateRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 10);
+  messageDesc(file_statemgr_v1_tenant_service, 12);
 
 /**
  * Response of UpdateRetentionPolicy.
@@ -294,7 +343,7 @@ export type UpdateRetentionPolicyResponse = Message<"statemgr.v1.UpdateRetention
  * Use `create(UpdateRetentionPolicyResponseSchema)` to create a new message.
  */
 export const UpdateRetentionPolicyResponseSchema: GenMessage<UpdateRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_statemgr_v1_tenant_service, 11);
+  messageDesc(file_statemgr_v1_tenant_service, 13);
 
 /**
  * Tenant administration. Every call needs the admin key (STATEMGR_ADMIN_KEY); a tenant key answers PERMISSION_DENIED.
@@ -336,6 +385,19 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof GetTenantRequestSchema;
     output: typeof GetTenantResponseSchema;
+  },
+  /**
+   * Updates the tenant's settings named in update_mask: time_zone, the zone analytics reads days in (admin key).
+   * Errors: INVALID_ARGUMENT (BadRequest: tenant.id, update_mask, tenant.time_zone), NOT_FOUND (ErrorInfo resource
+   * "tenant").
+   * Retry: safe (setting the same value again changes nothing).
+   *
+   * @generated from rpc statemgr.v1.TenantService.UpdateTenant
+   */
+  updateTenant: {
+    methodKind: "unary";
+    input: typeof UpdateTenantRequestSchema;
+    output: typeof UpdateTenantResponseSchema;
   },
   /**
    * Issues a new random API key for a tenant; the secret is returned once (admin key).

@@ -1,0 +1,436 @@
+"""``python -m bench.analytics``: AnalyticsService at scale, the rollup consumer's lag, and its cost to the writes.
+
+Not part of ``make test``; prints figures, judges nothing. About three minutes. Three phases, each on a real
+``statemgr serve`` (bench.statemgr_server) over a throwaway database:
+
+1. Reads. One tenant's rollups for 90 days, as 1,000,000 conversations and 10,000,000 messages would leave them
+   (30 agents, 400,000 customers), are **generated** into the analytics tables (not folded from events: the raw
+   tables and the event log stay nearly empty; folding 10 million events here would take hours of this shared
+   machine). How: numpy draws each hour's conversations, messages and durations (log-normal) with a daily
+   rhythm; the histograms, customer bitmaps and per-agent rows are built exactly as the consumer builds them and
+   COPYed in, the day rows as the sums of their hours. Then every analytics RPC is called over the whole 90 days
+   (and a few over 7 days) sequentially: p50/p95/p99 of each.
+2. Lag. Outbound RecordMessage at 500 calls per second (open loop) for 30 s on another tenant while the consumer
+   runs as the leader's duty; GetSystemHealth is sampled every 100 ms: rollup_lag is the age of the oldest event
+   not yet folded, so its p99 over the samples is the lag's p99.
+3. Cost. The same writes, closed loop (16 callers, 15 s) and open loop (500/s, 15 s), on a server with the
+   consumer and on one without (STATEMGR_ANALYTICS_ENABLED=false): throughput and p50 of each.
+
+Environment: STATEMGR_BENCH_PG_URL (as bench: may create databases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import io
+import itertools
+import math
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import numpy as np
+import psycopg
+from pyroaring import BitMap
+
+from bench import loadgen, statemgr_server
+from statemgr.analytics import histogram
+from statemgr.analytics.fold import COUNTS, HISTOGRAMS, NIL
+from statemgr.v1 import (
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
+    conversation_pb2,
+    conversation_service_pb2,
+    conversation_service_pb2_grpc,
+    message_pb2,
+    message_service_pb2,
+    message_service_pb2_grpc,
+    tenant_pb2,
+    tenant_service_pb2,
+    tenant_service_pb2_grpc,
+)
+
+DAYS = 90
+CONVERSATIONS = 1_000_000
+MESSAGES = 10_000_000
+AGENTS = 30
+CUSTOMERS = 400_000
+Metadata = tuple[tuple[str, str], ...]
+
+
+# --- phase 1: generated rollups -----------------------------------------------------------------------------------
+
+
+def _hist(samples_us: np.ndarray) -> bytes:
+    if samples_us.size == 0:
+        return b""
+    ms = samples_us / 1000.0
+    bins = np.where(ms < 1, 0, np.minimum(histogram.BINS - 1, np.floor(np.log(np.maximum(ms, 1)) / np.log(1.1)) + 1))
+    counts = np.bincount(bins.astype(np.int64), minlength=histogram.BINS)
+    pairs = np.zeros(np.count_nonzero(counts), dtype=histogram.PAIR)
+    pairs["bin"] = np.nonzero(counts)[0]
+    pairs["count"] = counts[counts > 0]
+    return pairs.tobytes()
+
+
+def _lognormal(rng: np.random.Generator, n: int, median_s: float, sigma: float) -> np.ndarray:
+    return (rng.lognormal(np.log(median_s), sigma, n) * 1e6).astype(np.int64)
+
+
+class Rows:
+    """analytics_rollups rows being generated, hour by hour, with their day sums."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.out = io.StringIO()
+        self.count = 0
+        self.days: dict[tuple[dt.datetime, uuid.UUID], tuple[dict[str, int], dict[str, list[bytes]]]] = {}
+
+    def add(self, hour: dt.datetime, agent: uuid.UUID, counts: dict[str, int], hists: dict[str, bytes]) -> None:
+        self._write("h", hour, agent, counts, hists)
+        day_counts, day_hists = self.days.setdefault((hour.replace(hour=0), agent), ({}, {}))
+        for name, value in counts.items():
+            day_counts[name] = day_counts.get(name, 0) + value
+        for name, blob in hists.items():
+            day_hists.setdefault(name, []).append(blob)
+
+    def finish_days(self) -> None:
+        """Writes the day rows (sums of their hours) and the week rows (sums of their days, Monday first)."""
+        weeks: dict[tuple[dt.datetime, uuid.UUID], tuple[dict[str, int], dict[str, list[bytes]]]] = {}
+        for (day, agent), (counts, blobs) in self.days.items():
+            hists = {name: _pairs(histogram.totals(parts)) for name, parts in blobs.items()}
+            self._write("d", day, agent, counts, hists)
+            week_counts, week_hists = weeks.setdefault((day - dt.timedelta(days=day.weekday()), agent), ({}, {}))
+            for name, value in counts.items():
+                week_counts[name] = week_counts.get(name, 0) + value
+            for name, blob in hists.items():
+                week_hists.setdefault(name, []).append(blob)
+        for (week, agent), (counts, blobs) in weeks.items():
+            self._write("w", week, agent, counts, {n: _pairs(histogram.totals(p)) for n, p in blobs.items()})
+
+    def _write(
+        self, grain: str, bucket: dt.datetime, agent: uuid.UUID, counts: dict[str, int], hists: dict[str, bytes]
+    ) -> None:
+        values = [self.tenant_id, grain, bucket.isoformat(), str(agent)]
+        values += [str(counts.get(name, 0)) for name in COUNTS]
+        values += ["\\\\x" + hists.get(name, b"").hex() for name in HISTOGRAMS]
+        self.out.write("\t".join(values) + "\n")
+        self.count += 1
+
+
+def _pairs(counts: np.ndarray) -> bytes:
+    pairs = np.zeros(np.count_nonzero(counts), dtype=histogram.PAIR)
+    pairs["bin"] = np.nonzero(counts)[0]
+    pairs["count"] = counts[counts > 0]
+    return pairs.tobytes()
+
+
+Sets = list[tuple[str, dt.datetime, bytes, bytes]]
+
+
+def generate(tenant_id: str, end: dt.datetime, seed: int = 12) -> tuple[Rows, Sets]:
+    """The rollup rows and customer sets of DAYS days ending at `end` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    hours = [end - dt.timedelta(hours=h) for h in range(DAYS * 24, 0, -1)]
+    rhythm = np.array([0.3 + np.sin(np.pi * ((h.hour - 6) % 24) / 24) ** 2 for h in hours])
+    opened = rng.multinomial(CONVERSATIONS, rhythm / rhythm.sum())
+    messages = rng.multinomial(MESSAGES, rhythm / rhythm.sum())
+    agents = [uuid.UUID(int=rng.integers(1, 2**63)) for _ in range(AGENTS)]
+    rows, sets = Rows(tenant_id), []
+    created_next = 0
+    for index, hour in enumerate(hours):
+        n_open, n_msg = int(opened[index]), int(messages[index])
+        inbound = n_msg // 2
+        outbound = n_msg - inbound
+        durations = _lognormal(rng, n_open, 1800, 1.2)
+        first = _lognormal(rng, n_open, 90, 1.0)
+        response = _lognormal(rng, outbound // 2, 60, 1.1)
+        delivered = _lognormal(rng, int(outbound * 0.95), 2, 0.8)
+        read = _lognormal(rng, int(outbound * 0.7), 300, 1.5)
+        tenant_counts = {
+            "opened": n_open, "closed": n_open, "closed_inbound": inbound, "closed_outbound": outbound,
+            "duration_us": int(durations.sum()), "first_response_n": n_open, "first_response_us": int(first.sum()),
+            "response_n": response.size, "response_us": int(response.sum()), "inbound": inbound,
+            "outbound": outbound, "late_replies": outbound // 200, "new_customers": CUSTOMERS // len(hours),
+            "delivered": delivered.size, "read": read.size, "failed": outbound // 50,
+            "to_delivered_n": delivered.size, "to_delivered_us": int(delivered.sum()), "to_read_n": read.size,
+            "to_read_us": int(read.sum()),
+        }  # fmt: skip
+        tenant_hists = {
+            "duration_h": _hist(durations), "first_response_h": _hist(first), "response_h": _hist(response),
+            "to_delivered_h": _hist(delivered), "to_read_h": _hist(read),
+        }  # fmt: skip
+        rows.add(hour, NIL, tenant_counts, tenant_hists)
+        _agent_rows(rows, rng, hour, agents, n_open, outbound, first, response)
+        active = BitMap(rng.integers(0, CUSTOMERS, max(1, inbound // 5)).tolist())
+        new = BitMap(range(created_next, created_next + CUSTOMERS // len(hours)))
+        created_next += CUSTOMERS // len(hours)
+        sets.append(("h", hour, active.serialize(), new.serialize()))
+    rows.finish_days()
+    return rows, sets + _day_sets(sets)
+
+
+def _agent_rows(
+    rows: Rows,
+    rng: np.random.Generator,
+    hour: dt.datetime,
+    agents: list[uuid.UUID],
+    n_open: int,
+    outbound: int,
+    first: np.ndarray,
+    response: np.ndarray,
+) -> None:
+    owner_first = rng.integers(0, len(agents), first.size)
+    owner_response = rng.integers(0, len(agents), response.size)
+    closed = rng.multinomial(n_open, [1 / len(agents)] * len(agents))
+    sent = rng.multinomial(outbound, [1 / len(agents)] * len(agents))
+    for a, agent in enumerate(agents):
+        f, r = first[owner_first == a], response[owner_response == a]
+        counts = {
+            "closed": int(closed[a]), "assigned": int(closed[a]) + 1, "transfers_in": 1, "transfers_out": 1,
+            "outbound": int(sent[a]), "first_response_n": f.size, "first_response_us": int(f.sum()),
+            "response_n": r.size, "response_us": int(r.sum()),
+        }  # fmt: skip
+        rows.add(hour, agent, counts, {"first_response_h": _hist(f), "response_h": _hist(r)})
+
+
+def _day_sets(hourly: Sets) -> Sets:
+    """The customer sets of days and weeks: unions of their hours'."""
+    merged: dict[tuple[str, dt.datetime], tuple[BitMap, BitMap]] = {}
+    for _, hour, active, created in hourly:
+        day = hour.replace(hour=0)
+        for key in (("d", day), ("w", day - dt.timedelta(days=day.weekday()))):
+            a, c = merged.setdefault(key, (BitMap(), BitMap()))
+            a |= BitMap.deserialize(active)
+            c |= BitMap.deserialize(created)
+    return [(grain, bucket, a.serialize(), c.serialize()) for (grain, bucket), (a, c) in merged.items()]
+
+
+async def load(url: str, tenant_id: str, end: dt.datetime) -> tuple[int, float]:
+    started = time.perf_counter()
+    rows, sets = generate(tenant_id, end)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        columns = ", ".join(["tenant_id", "grain", "bucket", "agent_id", *COUNTS, *HISTOGRAMS])
+        async with conn.cursor().copy(f"COPY analytics_rollups ({columns}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            await copy.write(rows.out.getvalue())
+        async with conn.cursor().copy(
+            "COPY analytics_customer_sets (tenant_id, grain, bucket, active, created) FROM STDIN"
+        ) as copy:
+            for grain, bucket, active, created in sets:
+                await copy.write_row((tenant_id, grain, bucket, active, created))
+        for code, n in (("131047", 9000), ("131026", 5000), ("130472", 2000)):
+            await conn.execute(
+                "INSERT INTO analytics_error_codes SELECT %s, 'd', d, %s, %s FROM generate_series("
+                "%s::timestamptz - interval '90 days', %s::timestamptz - interval '1 day', interval '1 day') AS d",
+                (tenant_id, code, n // 90, end.replace(hour=0), end.replace(hour=0)),
+            )
+        await conn.execute(
+            "INSERT INTO analytics_open VALUES (%s, 'active', 1200), (%s, 'waiting', 80)", (tenant_id, tenant_id)
+        )
+        await conn.execute("ANALYZE analytics_rollups; ANALYZE analytics_customer_sets")
+    return rows.count, time.perf_counter() - started
+
+
+async def read_latencies(stub: Any, metadata: Metadata, end: dt.datetime, calls: int) -> dict[str, list[float]]:
+    def period(days: int) -> analytics_service_pb2.TimeRange:
+        out = analytics_service_pb2.TimeRange()
+        out.start_time.FromDatetime(end - dt.timedelta(days=days))
+        out.end_time.FromDatetime(end)
+        return out
+
+    a = analytics_service_pb2
+    cases: dict[str, Callable[[], Awaitable[Any]]] = {
+        "GetConversationMetrics 90d": lambda: stub.GetConversationMetrics(
+            a.GetConversationMetricsRequest(range=period(DAYS)), metadata=metadata
+        ),
+        "GetConversationVolume 90d by day (Europe/Berlin)": lambda: stub.GetConversationVolume(
+            a.GetConversationVolumeRequest(
+                range=period(DAYS), bucket_size=a.BUCKET_SIZE_DAY, time_zone="Europe/Berlin"
+            ),
+            metadata=metadata,
+        ),
+        "GetConversationVolume 90d by hour": lambda: stub.GetConversationVolume(
+            a.GetConversationVolumeRequest(range=period(DAYS), bucket_size=a.BUCKET_SIZE_HOUR), metadata=metadata
+        ),
+        f"GetAgentPerformance 90d, all {AGENTS} agents": lambda: stub.GetAgentPerformance(
+            a.GetAgentPerformanceRequest(range=period(DAYS)), metadata=metadata
+        ),
+        "GetCustomerEngagement 90d": lambda: stub.GetCustomerEngagement(
+            a.GetCustomerEngagementRequest(range=period(DAYS)), metadata=metadata
+        ),
+        "GetConversationMetrics 7d": lambda: stub.GetConversationMetrics(
+            a.GetConversationMetricsRequest(range=period(7)), metadata=metadata
+        ),
+        "GetSystemHealth": lambda: stub.GetSystemHealth(a.GetSystemHealthRequest(), metadata=metadata),
+    }
+    figures: dict[str, list[float]] = {}
+    for name, call in cases.items():
+        await call()  # warm: prepared statements, caches
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            await call()
+            times.append((time.perf_counter() - started) * 1000)
+        figures[name] = times
+    return figures
+
+
+# --- phases 2 and 3: writes ---------------------------------------------------------------------------------------
+
+
+async def tenant(channel: grpc.aio.Channel, admin_key: str) -> Metadata:
+    admin = (("authorization", f"Bearer {admin_key}"),)
+    tenants = tenant_service_pb2_grpc.TenantServiceStub(channel)
+    created = await tenants.CreateTenant(
+        tenant_service_pb2.CreateTenantRequest(tenant=tenant_pb2.Tenant(display_name="bench analytics")),
+        metadata=admin,
+    )
+    key = await tenants.CreateApiKey(
+        tenant_service_pb2.CreateApiKeyRequest(tenant_id=created.tenant.id), metadata=admin
+    )
+    return (("authorization", f"Bearer {key.secret}"),)
+
+
+async def writer(channel: grpc.aio.Channel, metadata: Metadata) -> loadgen.Call:
+    """Outbound RecordMessage round-robin over 200 conversations (a write with its event: the hot path)."""
+    conversations = conversation_service_pb2_grpc.ConversationServiceStub(channel)
+    messages = message_service_pb2_grpc.MessageServiceStub(channel)
+    ids = []
+    for i in range(200):
+        conversation = conversation_pb2.Conversation(whatsapp_conversation_id=f"wa-bench-{uuid.uuid4().hex}-{i}")
+        created = await conversations.CreateConversation(
+            conversation_service_pb2.CreateConversationRequest(conversation=conversation), metadata=metadata
+        )
+        ids.append(created.conversation.id)
+    prefix, counter = uuid.uuid4().hex[:10], itertools.count()
+
+    async def call(i: int) -> None:
+        n = next(counter)
+        message = message_pb2.Message(
+            conversation_id=ids[n % len(ids)],
+            whatsapp_message_id=f"wamid.{prefix}.{n}",
+            direction=message_pb2.MESSAGE_DIRECTION_OUTBOUND if n % 2 else message_pb2.MESSAGE_DIRECTION_INBOUND,
+            content="hello",
+        )
+        await messages.RecordMessage(message_service_pb2.RecordMessageRequest(message=message), metadata=metadata)
+
+    return call
+
+
+async def lag_under_load(server: statemgr_server.Server, seconds: float) -> tuple[loadgen.Result, list[float]]:
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        metadata = await tenant(channel, server.admin_key)
+        call = await writer(channel, metadata)
+        stub = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+        samples: list[float] = []
+        done = asyncio.Event()
+
+        async def sample() -> None:
+            while not done.is_set():
+                health = await stub.GetSystemHealth(analytics_service_pb2.GetSystemHealthRequest(), metadata=metadata)
+                samples.append(health.rollup_lag.seconds + health.rollup_lag.nanos / 1e9)
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample())
+        result = await loadgen.run_open("RecordMessage 500/s", call, 500.0, seconds, 1000)
+        done.set()
+        await sampler
+    return result, samples
+
+
+async def write_cost(server: statemgr_server.Server, seconds: float) -> tuple[loadgen.Result, loadgen.Result]:
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        metadata = await tenant(channel, server.admin_key)
+        call = await writer(channel, metadata)
+        await loadgen.run_closed("warm-up", call, 8, 2.0)
+        closed = await loadgen.run_closed("RecordMessage closed loop x16", call, 16, seconds)
+        opened = await loadgen.run_open("RecordMessage 500/s", call, 500.0, seconds, 1000)
+    return closed, opened
+
+
+# --- the run -----------------------------------------------------------------------------------------------------
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p * len(ordered)) - 1))]
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+@contextlib.asynccontextmanager
+async def _server(db: statemgr_server.Database, consumer: bool) -> AsyncIterator[statemgr_server.Server]:
+    environment = (("STATEMGR_ANALYTICS_ENABLED", "true" if consumer else "false"),)
+    async with statemgr_server.running(db, statemgr_server.Config(workers=2, env=environment)) as server:
+        yield server
+
+
+async def main(calls: int, seconds: float) -> None:
+    print(f"load at start: {_uptime()}")
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    async with statemgr_server.database() as db, _server(db, consumer=True) as server:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            metadata = await tenant(channel, server.admin_key)
+            async with await psycopg.AsyncConnection.connect(db.url) as conn:
+                row = await (await conn.execute("SELECT id FROM tenants ORDER BY created_at DESC LIMIT 1")).fetchone()
+            assert row is not None
+            count, took = await load(db.url, str(row[0]), end)
+            print(f"\n1. reads over {DAYS} days: {count} rollup rows generated and loaded in {took:.0f} s")
+            stub = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+            metrics = await stub.GetConversationMetrics(
+                analytics_service_pb2.GetConversationMetricsRequest(
+                    range=analytics_service_pb2.TimeRange(
+                        start_time=_ts(end - dt.timedelta(days=DAYS)), end_time=_ts(end)
+                    )
+                ),
+                metadata=metadata,
+            )
+            print(
+                f"   the tenant's figures: {metrics.opened_conversations} conversations opened, "
+                f"{metrics.delivery.sent} outbound messages, response p90 {metrics.response.p90.ToTimedelta()}"
+            )
+            figures = await read_latencies(stub, metadata, end, calls)
+            print(f"   {'RPC':52} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({calls} sequential calls each)")
+            for name, times in figures.items():
+                print(f"   {name:52} {statistics.median(times):8.2f} {_pct(times, 0.95):8.2f} {_pct(times, 0.99):8.2f}")
+        result, samples = await lag_under_load(server, seconds * 2)
+        print(f"\n2. rollup lag while writing at 500/s for {seconds * 2:.0f} s ({len(samples)} samples of rollup_lag)")
+        print(
+            f"   writes: {result.achieved_rate:.0f}/s achieved, p50 {result.p50_ms:.2f} ms, errors {result.errors}; "
+            f"lag p50 {_pct(samples, 0.5):.2f} s, p99 {_pct(samples, 0.99):.2f} s, max {max(samples):.2f} s"
+        )
+        with_consumer = await write_cost(server, seconds)
+    async with statemgr_server.database() as db, _server(db, consumer=False) as server:
+        without = await write_cost(server, seconds)
+    print("\n3. the hot write path (outbound/inbound RecordMessage), with and without the rollup consumer")
+    for label, (closed, opened) in (("with consumer", with_consumer), ("without", without)):
+        print(
+            f"   {label:14} closed x16: {closed.achieved_rate:7.0f}/s p50 {closed.p50_ms:6.2f} ms | "
+            f"open 500/s: p50 {opened.p50_ms:6.2f} ms p99 {opened.p99_ms:7.2f} ms"
+        )
+    print(f"\nload at end: {_uptime()}")
+
+
+def _ts(value: dt.datetime) -> Any:
+    from google.protobuf import timestamp_pb2
+
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=100, help="sequential calls per read RPC")
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds per write run (the lag run: twice)")
+    options = parser.parse_args()
+    asyncio.run(main(options.calls, options.seconds))

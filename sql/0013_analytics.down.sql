@@ -1,0 +1,11 @@
+DROP TABLE analytics_recent;
+DROP TABLE analytics_open;
+DROP TABLE analytics_messages;
+DROP TABLE analytics_conversations;
+DROP TABLE analytics_customer_numbers;
+DROP TABLE analytics_customer_sets;
+DROP TABLE analytics_error_codes;
+DROP TABLE analytics_rollups;
+DROP TABLE analytics_cursors;
+REVOKE SELECT (time_zone) ON tenants FROM statemgr_relay;
+ALTER TABLE tenants DROP COLUMN time_zone;
