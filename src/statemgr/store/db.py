@@ -12,7 +12,7 @@ from typing import Any, LiteralString
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.pq import ConnStatus
+from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -114,6 +114,8 @@ class Database:
         try:
             yield conn
         finally:
+            if not _reusable(conn):
+                await conn.close()  # the pool discards a closed connection and opens another
             await self.pool.putconn(conn)
 
     async def ping(self) -> bool:
@@ -217,6 +219,19 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             await conn.execute(_SET_ROLE, (self._role,))
             yield conn
+
+
+def _reusable(conn: Connection) -> bool:
+    """Whether a connection coming back can serve another transaction as it is. A call abandoned mid-conversation
+    (its client's deadline cancels it inside psycopg's pipeline exit, say) can leave libpq in pipeline mode or a
+    result unread; psycopg_pool rolls back an open transaction but does not look at pipeline mode, and every later
+    transaction on such a connection fails ("cannot insert multiple commands into a prepared statement")."""
+    pgconn = conn.pgconn
+    return (
+        pgconn.status == ConnStatus.OK
+        and pgconn.pipeline_status == PipelineStatus.OFF
+        and pgconn.transaction_status in (TransactionStatus.IDLE, TransactionStatus.INTRANS, TransactionStatus.INERROR)
+    )
 
 
 def _alive(conn: Connection) -> bool:
