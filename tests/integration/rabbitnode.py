@@ -72,11 +72,18 @@ class RabbitNode:
 
     def kill(self) -> None:
         """SIGKILL to the node's whole process group (the script and the Erlang VM): a crash, not a shutdown."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM to the node: the clean shutdown a rolling restart does (queues and their logs closed in order)."""
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, signum: signal.Signals) -> None:
         if self._proc is None:
             return
         if self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-        self._proc.wait(10)
+            os.killpg(self._proc.pid, signum)
+        self._proc.wait(60)
         self._proc = None
         (self._dir / "out.log").write_bytes(b"")
 

@@ -60,7 +60,7 @@ def settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture
 async def amqp_queue(settings: Settings) -> AsyncIterator[AmqpQueue]:
-    queue = AmqpQueue(services.AMQP_URL, settings.amqp_exchange, binding="*.customer.erased")
+    queue = AmqpQueue(services.AMQP_URL, settings.amqp_exchange, binding="*.EVENT_TYPE_CUSTOMER_ERASED")
     await asyncio.to_thread(queue.declare)
     yield queue
     await asyncio.to_thread(queue.delete)
@@ -226,7 +226,7 @@ async def test_erasure_reaches_every_copy_and_is_idempotent(
     await subscriber.stop()
     assert [(e.type, e.customer_id) for e in events] == [(event_pb2.EVENT_TYPE_CUSTOMER_ERASED, customer_id)]
     assert not await asyncio.to_thread(amqp_queue.drain, {events[0].id}, 20.0)
-    assert amqp_queue.messages[0][1] == f"{tenant.tenant_id}.customer.erased"
+    assert amqp_queue.messages[0][1] == f"{tenant.tenant_id}.EVENT_TYPE_CUSTOMER_ERASED"
     assert person.name.encode() not in amqp_queue.messages[0][2]
 
     # the other process's in-process tier heard the invalidation: its next read loads afresh

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
@@ -74,7 +73,11 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         tenant_id = principal.tenant_id()
         period = await self._period(tenant_id, request.range, request.time_zone)
         size = _bucket_size(request)
-        interval = request.interval.ToTimedelta() if request.HasField("interval") else None
+        interval = (
+            validation.duration(request.interval.seconds, request.interval.nanos, "interval")
+            if request.HasField("interval")
+            else None
+        )
         starts = periods.bucket_starts(period, size, interval)
         async with self._db.tenant(tenant_id) as conn:
             sums = await queries.volume(conn, tenant_id, period, starts)
@@ -172,7 +175,8 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         if not range_.HasField("end_time"):
             raise InvalidArgument("range.end_time", "is required")
         zone = await queries.zone(self._db, tenant_id, time_zone)
-        start, end = range_.start_time.ToDatetime(dt.UTC), range_.end_time.ToDatetime(dt.UTC)
+        start = validation.timestamp(range_.start_time.seconds, range_.start_time.nanos, "range.start_time")
+        end = validation.timestamp(range_.end_time.seconds, range_.end_time.nanos, "range.end_time")
         return periods.period(start, end, zone)
 
     async def _cache_ok(self) -> bool:
