@@ -35,6 +35,23 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
+def free_port_run(count: int) -> int:
+    """A port p with p .. p + count - 1 all free: `statemgr serve` puts worker i's metrics on the metrics port plus i
+    and the background process's on plus the number of workers. One free port is not enough: the next one is often
+    a client connection's ephemeral port."""
+    while True:
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            base = int(first.getsockname()[1])
+            try:
+                for offset in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+            return base
+
+
 class ServeProcess:
     """`python -m statemgr.cli serve` with the given STATEMGR_* settings, on 127.0.0.1:<port>."""
 
@@ -56,7 +73,9 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"statemgr serve exited: {self.stderr()}")
+                message = f"statemgr serve exited: {self.stderr()}"
+                self._log.close()
+                raise RuntimeError(message)
             if await self.health() == health_pb2.HealthCheckResponse.SERVING:
                 return
             await asyncio.sleep(0.1)

@@ -15,8 +15,7 @@ import pytest
 
 from tests.integration import cache_fixtures, cache_fresh, cache_paths
 from tests.integration.conftest import ADMIN_KEY, Client, Clients, _BearerStream, _BearerUnary
-from tests.integration.processes import ServeProcess, free_port
-from tests.integration.test_cache_workers import _free_port_pair
+from tests.integration.processes import ServeProcess, free_port, free_port_run
 
 redis_url = cache_fixtures.redis_url
 forget_tenants = cache_paths.forget_tenants
@@ -100,7 +99,7 @@ async def test_two_processes_every_read_after_a_write_sees_it(
 
 @pytest.fixture
 def metrics_base() -> Iterator[int]:
-    yield _free_port_pair()
+    yield free_port_run(3)  # 2 workers' metrics, the background's
 
 
 async def test_two_workers_every_read_after_a_write_sees_it(

@@ -28,7 +28,7 @@ from statemgr.v1 import message_pb2 as mpb
 from tests.integration import cache_fixtures, cache_paths
 from tests.integration.cache_paths import Cluster, Node, eventually, read_twice_cached
 from tests.integration.conftest import ADMIN_KEY, Client, Clients
-from tests.integration.processes import ServeProcess, free_port
+from tests.integration.processes import ServeProcess, free_port_run
 from tests.integration.test_conversations import ACTIVE, CLOSED, WAITING, create, move, update
 from tests.integration.test_customers import inbound, new_wa_id, upsert
 from tests.integration.test_integration_resolve import outbound
@@ -287,7 +287,7 @@ class Served:
     """`statemgr serve` with the cache on, and the port of its metrics."""
 
     def __init__(self, database_url: str, redis_url: str) -> None:
-        self.metrics_port = free_port()
+        self.metrics_port = free_port_run(2)  # the worker's metrics, and the background process's on + 1
         self.process = ServeProcess(
             {
                 "STATEMGR_DATABASE_URL": database_url,

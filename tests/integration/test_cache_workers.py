@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.integration import cache_fixtures
+from tests.integration.processes import free_port_run
 
 redis_url = cache_fixtures.redis_url
 GRACE = 2.0
@@ -29,23 +30,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _free_port_pair() -> int:
-    """A port p with p + 1 and p + 2 free too (worker 1 serves metrics on the metrics port plus 1, the background
-    process on plus 2)."""
-    while True:
-        base = _free_port()
-        with socket.socket() as one, socket.socket() as two:
-            try:
-                one.bind(("127.0.0.1", base + 1))
-                two.bind(("127.0.0.1", base + 2))
-            except OSError:
-                continue
-        return base
-
-
 class Workers:
     def __init__(self, database_url: str, redis_url: str, log_path: str) -> None:
-        self.port, self.metrics_port = _free_port(), _free_port_pair()
+        self.port, self.metrics_port = _free_port(), free_port_run(3)  # 2 workers' metrics, the background's
         env = dict(os.environ)
         env.update(
             STATEMGR_DATABASE_URL=database_url,
