@@ -30,11 +30,12 @@ from bench.cache_fresh import NO_GUARANTEE, lookups
 from bench.loadgen import Plan
 from bench.scenarios import Context
 from bench.statemgr_server import Config, Database, Server
+from tests.integration import processes
 
 
 @contextlib.asynccontextmanager
 async def profiled(db: Database, config: Config, admin_key: str, output: str) -> AsyncIterator[Server]:
-    port = statemgr_server._free_port()
+    port = processes.free_port()
     command = [sys.executable, "-m", "cProfile", "-o", output, "-m", "statemgr.cli", "serve", "--workers", "0"]
     env = {**statemgr_server._environment(db, port, admin_key, config, 0), **dict(config.env)}
     process = await asyncio.create_subprocess_exec(*command, env=env, stdin=asyncio.subprocess.DEVNULL)

@@ -16,7 +16,6 @@ import os
 import pathlib
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from bench import floordb, procfs
 from bench.broker import Broker
 from bench.loadgen import Probe, Usage
 from statemgr.store import migrate
+from tests.integration import processes
 
 REDIS_URL = os.environ.get("STATEMGR_BENCH_SERVER_REDIS_URL", "redis://127.0.0.1:6379/15")
 START_TIMEOUT_S = 60.0
@@ -128,25 +128,6 @@ class Server:
         return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _free_ports(count: int) -> int:
-    """A port p with p .. p + count - 1 all free (for now: others may take one meanwhile)."""
-    while True:
-        base = _free_port()
-        with contextlib.ExitStack() as held:
-            try:
-                for n in range(1, count):
-                    held.enter_context(socket.socket()).bind(("127.0.0.1", base + n))
-            except OSError:
-                continue
-        return base
-
-
 def _environment(db: Database, port: int, admin_key: str, config: Config, metrics_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMGR_")}
     env.update(
@@ -178,8 +159,8 @@ async def running(db: Database, config: Config) -> AsyncIterator[Server]:
     """Starts ``statemgr serve --workers N``, waits until every worker listens and health says SERVING, yields
     it, then stops it with SIGTERM (SIGKILL after STOP_TIMEOUT_S)."""
     await flush_redis()
-    port, admin_key = _free_port(), secrets.token_urlsafe(24)
-    metrics_port = _free_ports(config.workers + 1) if config.metrics else 0
+    port, admin_key = processes.free_port(), secrets.token_urlsafe(24)
+    metrics_port = processes.free_port_run(config.workers + 1) if config.metrics else 0
     command = [sys.executable, "-m", "statemgr.cli", "serve", "--workers", str(config.workers)]
     with tempfile.NamedTemporaryFile("w+b", prefix="statemgr-bench-", suffix=".log") as log:
         process = await asyncio.create_subprocess_exec(
