@@ -1,7 +1,9 @@
 """The retention job: applies each tenant's RetentionPolicy (docs/retention.md).
 
 Closed conversations older than `closed_conversation_retention` leave the live tables with everything that
-belongs to them, in batches of STATEMGR_RETENTION_BATCH_SIZE conversations, each:
+belongs to them, in batches of at most STATEMGR_RETENTION_BATCH_SIZE conversations and
+STATEMGR_RETENTION_BATCH_MESSAGES messages (the rows that dominate a batch: each message has its status history),
+so every transaction of a batch is short whatever the conversations' lengths. Each batch is:
 
 1. claimed: a pending batch row and the conversations' places (archived_conversations) in one short transaction;
 2. read: a fingerprint of its rows (count and xmin sum per table), then the rows, per table;
@@ -94,6 +96,7 @@ class RetentionJob:
         self._lock_url = settings.direct_database_url
         self._interval = settings.retention_interval_seconds
         self._batch_size = settings.retention_batch_size
+        self._batch_messages = settings.retention_batch_messages
         self._pause_ratio = settings.retention_pause_ratio
         self._store = store or ArchiveStore.from_settings(settings)
         self._cache = Cache.build(settings)
@@ -189,7 +192,7 @@ class RetentionJob:
             batch = Batch(uuid.uuid4(), dt.datetime.now(dt.UTC).date())
             async with store.transaction(self._db, tenant_id) as conn:
                 ids = await store.claim_batch(
-                    conn, tenant_id, batch, policy.closed_conversation_retention, self._batch_size
+                    conn, tenant_id, batch, policy.closed_conversation_retention, self._batch_size, self._batch_messages
                 )
             if not ids:
                 return
