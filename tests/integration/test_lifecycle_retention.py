@@ -22,13 +22,6 @@ from tests.integration import lifecycle_fixtures as lf
 OLD, RECENT = "old", "new"
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[lf.MotoServer]:
-    server = lf.MotoServer().start()
-    yield server
-    server.close()
-
-
 @pytest.fixture(params=["file", "s3"])
 def archive_settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "file":

@@ -236,7 +236,7 @@ class RetentionJob:
         metadata = {"statemgr.tenant_id": str(tenant_id), "statemgr.batch_id": str(batch.id), "statemgr.table": table}
         data = parquet.encode(columns, metadata)
         await self._store.put(key, data)
-        return verified(key, table, data, await self._store.get(key), len(columns.rows))
+        return parquet.verified(key, table, data, await self._store.get(key), len(columns.rows))
 
     async def _finish(
         self, tenant_id: uuid.UUID, batch: Batch, ids: list[uuid.UUID], fingerprint: str, stored: list[StoredObject]
@@ -273,16 +273,6 @@ class RetentionJob:
                 metrics.BATCHES.labels("expired").inc()
             if len(batches) < _EXPIRE_PAGE:
                 return
-
-
-def verified(key: str, table: str, written: bytes, read_back: bytes, rows: int) -> StoredObject:
-    """The manifest entry of an object read back equal to what was written, with the expected number of rows."""
-    digest = parquet.checksum(written)
-    if parquet.checksum(read_back) != digest:
-        raise ArchiveUnavailable(f"{key} read back differs from what was written")
-    if parquet.read(read_back).num_rows != rows:
-        raise ArchiveUnavailable(f"{key} read back with a different row count")
-    return StoredObject(table, key, rows, len(written), digest)
 
 
 def _count(summary: TenantSummary, tables: dict[str, Columns], stored: list[StoredObject]) -> None:
