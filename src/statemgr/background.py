@@ -67,7 +67,9 @@ def _rollups(app: App) -> Duty | None:
     settings = app.settings
     if not settings.analytics_enabled:
         return None
-    return RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch).run
+    consumer = RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch)
+    app.events.listener.add(consumer.wake)
+    return consumer.run
 
 
 def _retention(app: App) -> Duty | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -31,12 +32,16 @@ HISTOGRAMS = ("duration_h", "first_response_h", "response_h", "to_delivered_h", 
 Key = tuple[str, dt.datetime, uuid.UUID]  # grain, bucket start, agent (NIL for the tenant)
 
 
-def buckets(at: dt.datetime) -> list[tuple[str, dt.datetime]]:
+def buckets(at: dt.datetime) -> tuple[tuple[str, dt.datetime], ...]:
     """The hour, the UTC day and the UTC week (from Monday) `at` falls in."""
-    at = at.astimezone(dt.UTC)
-    hour = at.replace(minute=0, second=0, microsecond=0)
+    return _hour_buckets(at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_buckets(hour: dt.datetime) -> tuple[tuple[str, dt.datetime], ...]:
+    # Every event asks for its buckets several times (tenant, agent, funnel rows), and a batch spans few hours.
     day = hour.replace(hour=0)
-    return [("h", hour), ("d", day), ("w", day - dt.timedelta(days=day.weekday()))]
+    return (("h", hour), ("d", day), ("w", day - dt.timedelta(days=day.weekday())))
 
 
 def micros(delta: dt.timedelta) -> int:
@@ -106,6 +111,7 @@ class Fold:
     recent: collections.Counter[dt.datetime] = dataclasses.field(default_factory=collections.Counter)
     new_numbers: dict[uuid.UUID, int] = dataclasses.field(default_factory=dict)
     closed: set[uuid.UUID] = dataclasses.field(default_factory=set)
+    moved: set[uuid.UUID] = dataclasses.field(default_factory=set)  # messages whose funnel facts changed
     now: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def apply(self, event_type: str, conversation_id: uuid.UUID | None, payload: dict[str, str]) -> None:
@@ -258,6 +264,7 @@ class Fold:
         self._count_funnel(message, message.facts, -1)
         self._count_funnel(message, facts, 1)
         message.facts = facts
+        self.moved.add(message.message_id)
 
     def _count_funnel(self, message: Message, facts: dict[str, Any], sign: int) -> None:
         if not facts:
