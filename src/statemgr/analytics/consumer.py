@@ -14,6 +14,10 @@ which sees every tenant's events. It needs nothing else from where it runs.
   then waits STATEMGR_ANALYTICS_POLL_SECONDS before the next round, so that under load one round folds the many
   commits of that interval in one batch per tenant: its fixed cost (about eight statements, and a rewrite of each
   rollup row the batch touches: a few per hour per agent, however many events) is shared by all of them.
+- Its own state is pruned (`prune_state`) between rounds, in bounded steps, in the same task as the folding, so a
+  step never runs between a batch's reads and its write: outbound messages recorded longer than the message bound
+  (STATEMGR_ANALYTICS_MESSAGE_STATE_DAYS) and customer numbers unused for longer than the longest period a call
+  may ask for (CUSTOMER_BOUND), both measured on the tenant's latest folded event time, not the clock.
 - Pruned before folded: if the log was pruned past a tenant's cursor (the consumer was stopped for longer than the
   event retention), the cursor jumps to the floor, the gap is logged and counted; the figures then miss those events.
 """
@@ -35,8 +39,8 @@ import structlog
 from psycopg.types.json import Jsonb
 from pyroaring import BitMap
 
-from statemgr.analytics import histogram
-from statemgr.analytics.fold import COUNTS, HISTOGRAMS, Conversation, Fold, Key, Message, Rollup
+from statemgr.analytics import histogram, periods
+from statemgr.analytics.fold import COUNTS, HISTOGRAMS, SEEN_EVERY, Conversation, Fold, Key, Message, Rollup
 from statemgr.events.cursor import Position
 from statemgr.store import queries
 from statemgr.store.db import Connection
@@ -47,6 +51,9 @@ _log = structlog.get_logger("statemgr.analytics.consumer")
 FOLDED = prometheus_client.Counter("statemgr_analytics_events_folded_total", "Events folded into the rollups")
 GAPS = prometheus_client.Counter(
     "statemgr_analytics_gaps_total", "Times a tenant's log was pruned past the rollup cursor before being folded"
+)
+PRUNED = prometheus_client.Counter(
+    "statemgr_analytics_state_pruned_total", "Rows of the rollup consumer's own state pruned", ["table"]
 )
 BATCH_SECONDS = prometheus_client.Histogram(
     "statemgr_analytics_batch_seconds", "Time to fold one batch of events into the rollups"
@@ -61,13 +68,42 @@ class Cursor:
 
 
 IDLE_SECONDS = 5.0
+# A customer's number outlives any period a call may ask for (and the lag of its last use, SEEN_EVERY): a customer
+# who comes back after it gets a new number, which no period can hold together with the old one.
+CUSTOMER_BOUND = periods.MAX_PERIOD + 2 * SEEN_EVERY
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pruning:
+    """How the consumer prunes its own state: the message bound, how often, rows per table per step, and the
+    customer bound (not a setting: below CUSTOMER_BOUND, distinct customers over a long period could count one
+    customer twice; the tests lower it to have something to prune)."""
+
+    messages: dt.timedelta = dt.timedelta(days=60)
+    interval_seconds: float = 300.0
+    batch: int = 5000
+    customers: dt.timedelta = CUSTOMER_BOUND
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pruned:
+    messages: int
+    customers: int
 
 
 class RollupConsumer:
-    def __init__(self, poll_seconds: float = 0.5, batch_size: int = 1000, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self,
+        poll_seconds: float = 0.5,
+        batch_size: int = 1000,
+        idle_seconds: float = IDLE_SECONDS,
+        pruning: Pruning | None = None,
+    ) -> None:
         self._poll = poll_seconds
         self._batch = batch_size
         self._idle = idle_seconds
+        self._pruning = pruning or Pruning()
+        self._prune_due = 0.0
         self._wake = asyncio.Event()
 
     def wake(self, tenant: str | None = None) -> None:
@@ -80,6 +116,7 @@ class RollupConsumer:
             self._wake.clear()
             if await self.step(conn):
                 continue
+            await self._prune_when_due(conn)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle)
             await asyncio.sleep(self._poll)
@@ -90,6 +127,17 @@ class RollupConsumer:
         for cursor in await _pending(conn):
             more |= await self.fold_batch(conn, cursor) >= self._batch
         return more
+
+    async def _prune_when_due(self, conn: Connection) -> None:
+        """Prunes in bounded steps while more is waiting and no commit asks for folding; again after the interval."""
+        if time.monotonic() < self._prune_due:
+            return
+        pruning = self._pruning
+        while True:
+            pruned = await prune_state(conn, pruning.messages, pruning.customers, pruning.batch)
+            if max(pruned.messages, pruned.customers) < pruning.batch or self._wake.is_set():
+                break
+        self._prune_due = time.monotonic() + pruning.interval_seconds
 
     async def fold_batch(self, conn: Connection, cursor: Cursor) -> int:
         """Folds the tenant's next batch; returns how many events it held."""
@@ -113,6 +161,23 @@ class RollupConsumer:
 async def reset(conn: Connection, tenant_id: uuid.UUID) -> None:
     """Forgets the tenant's rollups and cursor: the consumer folds its whole retained log again (a replay)."""
     await conn.execute(Q["reset_tenant"], {"tenant_id": tenant_id})
+
+
+async def prune_state(
+    conn: Connection, message_bound: dt.timedelta, customer_bound: dt.timedelta, limit: int
+) -> Pruned:
+    """One bounded step: up to `limit` rows of each state table older than its bound, every tenant at once.
+
+    Only for the consumer's own task (or with no consumer running): a step between a batch's reads and its write
+    would let the write put back what the step removed, which is harmless, never the reverse."""
+    params = {"message_bound": message_bound, "customer_bound": customer_bound, "limit": limit}
+    row = await (await conn.execute(Q["prune_state"], params)).fetchone()
+    pruned = Pruned(int(row["messages"]), int(row["customers"])) if row else Pruned(0, 0)
+    if pruned.messages or pruned.customers:
+        PRUNED.labels("analytics_messages").inc(pruned.messages)
+        PRUNED.labels("analytics_customer_numbers").inc(pruned.customers)
+        _log.info("analytics_state_pruned", messages=pruned.messages, customers=pruned.customers)
+    return pruned
 
 
 async def _pending(conn: Connection) -> list[Cursor]:
@@ -154,7 +219,8 @@ async def _load(conn: Connection, cursor: Cursor, events: list[dict[str, Any]]) 
     ids = [c for c in customer_ids if c is not None]
     rows = await (await conn.execute(Q["load_customer_numbers"], {**tenant, "ids": ids})).fetchall()
     numbers = {r["customer_id"]: r["number"] for r in rows}
-    return Fold(conversations, messages, numbers, cursor.next_customer)
+    last_seen = {r["customer_id"]: r["last_seen"] for r in rows}
+    return Fold(conversations, messages, numbers, cursor.next_customer, last_seen)
 
 
 def _payload_id(event: dict[str, Any], name: str) -> uuid.UUID | None:
@@ -183,7 +249,8 @@ async def _write(conn: Connection, cursor: Cursor, last: Position, fold: Fold) -
             [{"grain": g, "bucket": b.isoformat(), "error_code": c, "failed": n} for (g, b, c), n in _nonzero(fold)]
         ),
         "customer_sets": Jsonb(sets),
-        "numbers": Jsonb([{"customer_id": str(c), "number": n} for c, n in fold.new_numbers.items()]),
+        "numbers": Jsonb([_number_row(fold, c) for c in fold.seen]),
+        "folded_at": fold.latest,
         "conversations": Jsonb([_conversation_row(tenant_id, c) for c in fold.conversations.values() if c is not None]),
         "closed": list(fold.closed),
         "messages": Jsonb([_message_row(tenant_id, m) for m in _moved(fold)]),
@@ -192,6 +259,11 @@ async def _write(conn: Connection, cursor: Cursor, last: Position, fold: Fold) -
     }
     row = await (await conn.execute(Q["write_batch"], params)).fetchone()
     return bool(row and row["moved"])
+
+
+def _number_row(fold: Fold, customer_id: uuid.UUID) -> dict[str, Any]:
+    number, last_seen = fold.customer_numbers[customer_id], fold.last_seen[customer_id]
+    return {"customer_id": str(customer_id), "number": number, "last_seen": last_seen.isoformat()}
 
 
 def _moved(fold: Fold) -> Iterable[Message]:
