@@ -40,7 +40,17 @@ from psycopg.types.json import Jsonb
 from pyroaring import BitMap
 
 from statemgr.analytics import histogram, periods
-from statemgr.analytics.fold import COUNTS, HISTOGRAMS, SEEN_EVERY, Conversation, Fold, Key, Message, Rollup
+from statemgr.analytics.fold import (
+    CONVERSATION_EVENTS,
+    COUNTS,
+    HISTOGRAMS,
+    SEEN_EVERY,
+    Conversation,
+    Fold,
+    Key,
+    Message,
+    Rollup,
+)
 from statemgr.events.cursor import Position
 from statemgr.store import queries
 from statemgr.store.db import Connection
@@ -205,7 +215,9 @@ async def _skip_gap(conn: Connection, tenant_id: uuid.UUID, position: Position, 
 async def _load(conn: Connection, cursor: Cursor, events: list[dict[str, Any]]) -> Fold:
     """The state the batch's events need: their conversations, outbound messages and customers."""
     tenant = {"tenant_id": cursor.tenant_id}
-    conversation_ids = list({e["conversation_id"] for e in events if e["conversation_id"] is not None})
+    conversation_ids = list(
+        {e["conversation_id"] for e in events if e["conversation_id"] is not None and e["type"] in CONVERSATION_EVENTS}
+    )
     message_ids = list({_payload_id(e, "message_id") for e in events if e["type"].startswith("message.")} - {None})
     rows = await (await conn.execute(Q["load_conversations"], {**tenant, "ids": conversation_ids})).fetchall()
     conversations: dict[uuid.UUID, Conversation | None] = {r["conversation_id"]: _conversation(r) for r in rows}
@@ -321,9 +333,13 @@ async def _merged_sets(conn: Connection, tenant_id: uuid.UUID, fold: Fold) -> li
         row = stored.get(key)
         active = BitMap.deserialize(bytes(row["active"])) if row else BitMap()
         created = BitMap.deserialize(bytes(row["created"])) if row else BitMap()
+        size = len(active) + len(created)
         active.update(fold.active.get(key, ()))
         created.update(fold.created.get(key, ()))
-        rows.append({"grain": key[0], "bucket": key[1].isoformat(), "active": _b64(active), "created": _b64(created)})
+        if row is None or len(active) + len(created) > size:  # customers already in the bucket change nothing
+            rows.append(
+                {"grain": key[0], "bucket": key[1].isoformat(), "active": _b64(active), "created": _b64(created)}
+            )
     return rows
 
 

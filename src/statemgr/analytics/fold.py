@@ -324,6 +324,18 @@ def _uuid(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
+# The events whose folding reads or changes the state of their conversation: the consumer loads (and writes back)
+# only those conversations; a status report, the bulk of a log, touches only its message.
+CONVERSATION_EVENTS = frozenset(
+    {
+        "conversation.created",
+        "conversation.state_changed",
+        "conversation.transferred",
+        "conversation.closed",
+        "message.recorded",
+    }
+)
+
 _HANDLERS = {
     "conversation.created": Fold.created_conversation,
     "conversation.state_changed": Fold.changed_state,
