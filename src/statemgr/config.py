@@ -80,12 +80,13 @@ class Settings:
     embedded_postgres: bool = True
     embedded_pgdata: str = ".statemgr/pgdata"
 
-    # Data lifecycle (docs/retention.md): the archive store, the retention job's interval and batch size.
+    # Data lifecycle (docs/retention.md): the archive store, the retention job's interval and batch bounds.
     archive_url: str = "var/archive"
     archive_s3_endpoint: str = ""
     archive_timeout_seconds: float = 30.0
     retention_interval_seconds: float = 3600.0
     retention_batch_size: int = 100
+    retention_batch_messages: int = 2000
     retention_pause_ratio: float = 1.0
 
     @property

@@ -39,9 +39,9 @@ _rpc_children: dict[str, dict[str, Any]] = {}
 
 GENERAL_PATH = Counter(
     "statemgr_general_path",
-    "Writes that left their one- or two-round-trip path for the general one, by RPC and reason (a repeated"
-    " message, reports parked for it, a conversation to claim or taken meanwhile, a create conflict, an unknown"
-    " message id). A rising rate shows clients retrying or racing.",
+    "Writes that took more than their usual one or two round trips, by RPC and reason (a repeated message, reports"
+    " parked for it, a conversation to claim, or opened by another caller meanwhile (the attempt rolled back and"
+    " started again), a create conflict, an unknown message id). A rising rate shows clients retrying or racing.",
     ("rpc", "reason"),
 )
 

@@ -191,3 +191,13 @@ def app_conn(database_url: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]
 
 def code_of(exc: grpc.aio.AioRpcError) -> grpc.StatusCode:
     return exc.code()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Any]:
+    """moto's S3 server (tests.integration.lifecycle_fixtures.MotoServer) for a module's tests of the archive store."""
+    from tests.integration.lifecycle_fixtures import MotoServer  # pyarrow: only the modules that use it pay for it
+
+    server = MotoServer().start()
+    yield server
+    server.close()

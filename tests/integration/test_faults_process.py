@@ -152,7 +152,8 @@ async def test_sigkill_during_resolve_inbound_then_retried_webhooks_complete_onc
     processes: Callable[..., Any], database_url: str
 ) -> None:
     """Issue 13's crash test: SIGKILL while first messages of new customers are being resolved. Afterwards every
-    call that answered OK has its message; the transformer's retry of every other webhook completes it; each customer
+    call that answered OK has its message, and every customer the crash left has the message that created it (one
+    transaction writes both); the transformer's retry of every other webhook completes it; each customer
     ends with exactly the message that created it, no duplicate."""
     process, clients = await processes(database_url)
     tenant = await clients.new_tenant()
@@ -168,6 +169,8 @@ async def test_sigkill_during_resolve_inbound_then_retried_webhooks_complete_onc
     ok = {n for n, code in enumerate(codes) if code == faults.OK}
     assert 0 < len(ok) < total, f"the kill should land mid-load ({len(ok)} of {total} answered OK)"
     assert {_webhook(n).whatsapp_message_id for n in ok} <= _recorded(database_url), "an OK call's message is lost"
+    after_crash = _messages_per_customer(database_url)
+    assert set(after_crash.values()) == {1}, "one transaction: a customer exists with its first message or not at all"
 
     _, again = await processes(database_url)
     retry = again.with_key(tenant.api_key, tenant.tenant_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import prometheus_client
+import psycopg
 from google.protobuf import field_mask_pb2
 
 from statemgr.v1 import conversation_pb2 as cpb
@@ -32,6 +33,25 @@ def general_paths(rpc: str, reason: str) -> float:
     return prometheus_client.REGISTRY.get_sample_value("statemgr_general_path_total", labels) or 0.0
 
 
+def counts(app_conn: SyncConn, tenant_id: str) -> tuple[int, int, int]:
+    """How many customers, conversations and messages the tenant has."""
+    query = (
+        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations), (SELECT count(*) FROM messages)"
+    )
+    ((customers, conversations, messages),) = rows(app_conn, tenant_id, query)
+    return customers, conversations, messages
+
+
+def writers(app_conn: SyncConn, tenant_id: str, resolved: ins.ResolveInboundResponse) -> set[str]:
+    """The transactions that last wrote the customer, the conversation and the message of a resolution (xmin)."""
+    query = """SELECT (SELECT xmin::text FROM customers WHERE id = %(customer)s),
+                      (SELECT xmin::text FROM conversations WHERE id = %(conversation)s),
+                      (SELECT xmin::text FROM messages WHERE id = %(message)s)"""
+    ids = {"customer": resolved.context.customer.id, "conversation": resolved.conversation.id}
+    ((customer, conversation, message),) = rows(app_conn, tenant_id, query, {**ids, "message": resolved.message.id})
+    return {customer, conversation, message}
+
+
 async def outbound(client: Client, genesys_conversation_id: str, **fields: Any) -> ins.ResolveOutboundResponse:
     request = ins.ResolveOutboundRequest(
         genesys_conversation_id=genesys_conversation_id,
@@ -53,13 +73,7 @@ async def test_20_concurrent_first_messages_make_one_customer_one_conversation_2
     assert all(r.message_created for r in results)
     assert len({r.context.customer.id for r in results}) == 1
     assert len({r.conversation.id for r in results}) == 1
-    counts = rows(
-        app_conn,
-        tenant.tenant_id,
-        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
-        " (SELECT count(*) FROM messages)",
-    )
-    assert counts == [(1, 1, 20)]
+    assert counts(app_conn, tenant.tenant_id) == (1, 1, 20)
 
 
 async def test_inbound_upserts_the_customer_and_opens_the_reply_window(clients: Clients) -> None:
@@ -121,8 +135,7 @@ async def test_inbound_claims_a_conversation_opened_without_a_customer(tenant: C
 
 
 async def test_a_status_parked_before_the_first_message_is_applied_to_it(tenant: Client, app_conn: SyncConn) -> None:
-    # The fast path sees the parked report, commits only the new customer, and leaves the rest to the general path:
-    # the answer still says the customer is new, and every event is written once.
+    # The report is applied before the one transaction commits: every row it wrote, and every event, once.
     wa, wamid = new_wa_id(), "wamid." + uuid.uuid4().hex
     report = ms.UpdateMessageStatusRequest(whatsapp_message_id=wamid, status=pb.MESSAGE_STATUS_DELIVERED)
     assert (await tenant.messages.UpdateMessageStatus(report)).parked
@@ -138,6 +151,7 @@ async def test_a_status_parked_before_the_first_message_is_applied_to_it(tenant:
         "message.recorded": 1,
         "message.status_changed": 1,
     }
+    assert len(writers(app_conn, tenant.tenant_id, resolved)) == 1, "one transaction wrote it all"
 
 
 async def test_inbound_events_say_what_changed_in_order(tenant: Client, app_conn: SyncConn) -> None:
@@ -241,3 +255,42 @@ async def test_a_message_racing_the_closure_lands_in_the_closed_or_a_new_convers
             assert result.message_created
             if result.conversation.id != first.conversation.id:
                 assert result.conversation.state == cpb.CONVERSATION_STATE_ACTIVE
+
+
+async def test_a_conversation_opened_meanwhile_restarts_the_resolution_whole(
+    tenant: Client, app_conn: SyncConn, database_url: str
+) -> None:
+    """Another writer opens a conversation for the WhatsApp id between ResolveInbound's two round trips: the open
+    fails on conversations_one_open, the attempt rolls back whole, and the next one records in (and claims) the
+    conversation the other opened. One customer, one conversation, one message, each event once, one transaction."""
+    wa, taken = new_wa_id(), str(uuid.uuid4())
+    before = general_paths("ResolveInbound", "conversation_taken")
+    with psycopg.connect(database_url) as other:  # a transaction held open across the call's first round trip
+        other.execute("SET ROLE statemgr_app")
+        other.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant.tenant_id,))
+        other.execute(
+            "INSERT INTO conversations (tenant_id, id, whatsapp_conversation_id) VALUES (%s, %s, %s)",
+            (tenant.tenant_id, taken, wa),
+        )
+        resolving = asyncio.create_task(inbound(tenant, wa, customer_name="New Customer"))
+        await _until_waiting_on_a_lock(database_url, "INSERT INTO conversations")
+        other.commit()
+    resolved = await resolving
+    assert general_paths("ResolveInbound", "conversation_taken") == before + 1
+    assert resolved.conversation.id == taken and not resolved.conversation_created
+    assert resolved.customer_created and resolved.message_created
+    assert resolved.conversation.customer_id == resolved.context.customer.id  # claimed
+    assert counts(app_conn, tenant.tenant_id) == (1, 1, 1)
+    events = rows(app_conn, tenant.tenant_id, "SELECT type, count(*) FROM events GROUP BY type ORDER BY type")
+    assert dict(events) == {"customer.created": 1, "message.recorded": 1}
+    assert len(writers(app_conn, tenant.tenant_id, resolved)) == 1, "one transaction wrote it all"
+
+
+async def _until_waiting_on_a_lock(database_url: str, statement: str, bound: float = 10.0) -> None:
+    """Waits until a backend running `statement` waits for a lock (the server's call, blocked by the test)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s"
+    deadline = asyncio.get_running_loop().time() + bound
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while (row := conn.execute(query, (f"%{statement}%",)).fetchone()) is not None and row[0] == 0:
+            assert asyncio.get_running_loop().time() < deadline, f"no backend ran {statement!r} waiting on a lock"
+            await asyncio.sleep(0.02)

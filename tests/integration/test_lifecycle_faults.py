@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +22,6 @@ from statemgr.store.db import Database
 from statemgr.store.lifecycle import TABLES
 from tests.integration import lifecycle_fixtures as lf
 from tests.integration.processes import free_port
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[lf.MotoServer]:
-    server = lf.MotoServer().start()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from statemgr import server as server_mod
 from statemgr.app import App
 from statemgr.config import Settings
 from statemgr.jobs.retention import RetentionJob
+from statemgr.store.lifecycle import TABLES
 from statemgr.v1 import conversation_pb2 as cpb
 from statemgr.v1 import conversation_service_pb2 as cs
 from statemgr.v1 import message_pb2 as pb
@@ -115,10 +117,71 @@ async def test_a_restored_conversation_reads_back_as_it_was_archived(
     assert "messages 2" in out
     assert await read_all(tenant, conversation_id) == before
 
-    code, out = await lf.run_cli(env, *args)  # it is live now: nothing to restore
-    assert code == 2 and "not found" in out.lower()
     code, out = await lf.run_cli(env, "archive", "restore", "--tenant", tenant.tenant_id, "--conversation", kept)
-    assert code == 2
+    assert code == 4 and "CONVERSATION_LIVE" in out, out  # never archived
+    code, out = await lf.run_cli(
+        env, "archive", "restore", "--tenant", tenant.tenant_id, "--conversation", str(uuid.uuid4())
+    )
+    assert code == 2 and "not found" in out, out
+
+
+def restore_state(conn: Any, tenant_id: uuid.UUID, archive: Path) -> dict[str, Any]:
+    """Everything a restore could change: the tenant's live rows, the archive's bookkeeping, the archive's files."""
+    tables = [*TABLES, "archive_batches", "archive_objects", "archived_conversations"]
+    state: dict[str, Any] = {
+        table: conn.execute(
+            f"SELECT to_jsonb(t)::text AS row FROM {table} t WHERE tenant_id = %s ORDER BY row", (tenant_id,)
+        ).fetchall()
+        for table in tables
+    }
+    state["files"] = {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in archive.rglob("*.parquet")}
+    return state
+
+
+async def test_a_restore_that_would_clash_with_live_rows_is_refused_and_changes_nothing(
+    database_url: str, settings: Settings
+) -> None:
+    with lf.admin(database_url) as conn:
+        tenant = lf.insert_tenant(conn, closed_retention_days=30)
+        lf.seed_closed(conn, tenant, 3, closed_days_ago=60, tag="old")
+        twice, live_id, clashing = sorted(lf.live_ids(conn, tenant, "old"))
+        clashing_wamid = conn.execute(
+            "SELECT whatsapp_message_id FROM messages WHERE conversation_id = %s LIMIT 1", (clashing,)
+        ).fetchone()
+    env = lf.cli_env(database_url, settings.archive_url)
+    code, out = await lf.run_cli(env, "retention", "run", "--tenant", str(tenant))
+    assert code == 0, out
+
+    def restore(conversation_id: uuid.UUID) -> Any:
+        args = ("archive", "restore", "--tenant", str(tenant), "--conversation", str(conversation_id))
+        return lf.run_cli(env, *args)
+
+    code, out = await restore(twice)
+    assert code == 0, out
+    with lf.admin(database_url) as conn:
+        # as a database backup put back by hand might: one archived conversation's id, one of its message ids, live
+        conn.execute(
+            "INSERT INTO conversations (tenant_id, id, whatsapp_conversation_id, state, closed_at)"
+            " VALUES (%s, %s, 'by-hand', 'closed', now())",
+            (tenant, live_id),
+        )
+        conn.execute(
+            "INSERT INTO messages (tenant_id, id, conversation_id, whatsapp_message_id, direction, status)"
+            " VALUES (%s, gen_random_uuid(), %s, %s, 'inbound', 'delivered')",
+            (tenant, live_id, clashing_wamid[0] if clashing_wamid else None),
+        )
+        before = restore_state(conn, tenant, Path(settings.archive_url))
+    assert len(before["files"]) == len(TABLES)
+
+    for conversation_id, reason in (
+        (twice, "CONVERSATION_LIVE"),
+        (live_id, "CONVERSATION_LIVE"),
+        (clashing, "RESTORE_CONFLICT"),
+    ):
+        code, out = await restore(conversation_id)
+        assert code == 4 and reason in out and "nothing restored" in out, out
+        with lf.admin(database_url) as conn:
+            assert restore_state(conn, tenant, Path(settings.archive_url)) == before
 
 
 async def test_retention_periods_are_bounded_by_one_day_and_100_years(clients: Clients, tenant: Client) -> None:
@@ -145,10 +208,21 @@ async def test_retention_periods_are_bounded_by_one_day_and_100_years(clients: C
     await expect(update(str(uuid.uuid4()), "archive_retention", day), grpc.StatusCode.NOT_FOUND)
 
 
-async def test_the_cli_refuses_an_unknown_tenant(database_url: str, settings: Settings) -> None:
+@pytest.mark.parametrize("dry_run", [True, False])
+async def test_the_cli_refuses_an_unknown_tenant(database_url: str, settings: Settings, dry_run: bool) -> None:
     env = lf.cli_env(database_url, settings.archive_url)
-    code, out = await lf.run_cli(env, "retention", "run", "--tenant", str(uuid.uuid4()), "--dry-run")
-    assert code == 2 and "no tenant" in out
+    unknown = str(uuid.uuid4())
+    code, out = await lf.run_cli(env, "retention", "run", "--tenant", unknown, *(["--dry-run"] if dry_run else []))
+    assert code == 2 and f"no tenant {unknown}" in out, out
+    with lf.admin(database_url) as conn:
+        assert lf.count_rows(conn, "archive_batches", uuid.UUID(unknown)) == 0
+
+
+async def test_the_cli_refuses_a_tenant_id_that_is_no_uuid(database_url: str, settings: Settings) -> None:
+    env = lf.cli_env(database_url, settings.archive_url)
+    for command in (("retention", "run"), ("archive", "restore", "--conversation", str(uuid.uuid4()))):
+        code, out = await lf.run_cli(env, *command, "--tenant", "acme")
+        assert code == 2 and "--tenant: invalid UUID value: 'acme'" in out, out
 
 
 async def test_the_leader_runs_the_job_on_its_interval(settings: Settings, database_url: str) -> None:

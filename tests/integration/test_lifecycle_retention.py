@@ -22,13 +22,6 @@ from tests.integration import lifecycle_fixtures as lf
 OLD, RECENT = "old", "new"
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[lf.MotoServer]:
-    server = lf.MotoServer().start()
-    yield server
-    server.close()
-
-
 @pytest.fixture(params=["file", "s3"])
 def archive_settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "file":
@@ -182,3 +175,32 @@ async def test_one_run_at_a_time(archive_settings: Settings, db: Database) -> No
         results = await asyncio.gather(first.run_once(tenant), second.run_once(tenant))
     assert sorted(r.skipped for r in results) == [False, True]
     assert sum(t.conversations for r in results for t in r.tenants) == 600
+
+
+async def test_batches_are_bounded_by_messages_as_well_as_conversations(
+    archive_settings: Settings, db: Database
+) -> None:
+    with lf.admin(archive_settings.database_url) as conn:
+        tenant = lf.insert_tenant(conn, closed_retention_days=30)
+        lf.seed_closed(conn, tenant, 12, closed_days_ago=60, tag=OLD)  # two messages each
+        lf.seed_closed(conn, tenant, 1, closed_days_ago=90, tag="long")  # the oldest, 40 messages
+        long_id = lf.live_ids(conn, tenant, "long").pop()
+        conn.execute(
+            "INSERT INTO messages (tenant_id, id, conversation_id, whatsapp_message_id, direction, status, content)"
+            " SELECT %s, gen_random_uuid(), %s, 'wamid.long.' || n, 'inbound', 'delivered', 'more ' || n"
+            " FROM generate_series(1, 38) n",
+            (tenant, long_id),
+        )
+    bounded = dataclasses.replace(archive_settings, retention_batch_size=100, retention_batch_messages=5)
+    summary = await run(bounded, db, tenant_id=tenant)
+    assert summary.ok and summary.tenants[0].conversations == 13
+    with lf.admin(archive_settings.database_url) as conn:
+        sizes = conn.execute(
+            "SELECT b.conversations, (SELECT sum(row_count) FROM archive_objects o"
+            "   WHERE o.batch_id = b.id AND o.table_name = 'messages')"
+            " FROM archive_batches b WHERE tenant_id = %s ORDER BY created_at, id",
+            (tenant,),
+        ).fetchall()
+        assert lf.live_ids(conn, tenant) == set()
+    # the long conversation alone (over the bound, oldest first), then two conversations (4 messages) a batch
+    assert sizes == [(1, 40)] + [(2, 4)] * 6

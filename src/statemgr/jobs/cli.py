@@ -9,7 +9,7 @@ import uuid
 from typing import TextIO
 
 from statemgr.config import Settings
-from statemgr.domain.errors import StatemgrError
+from statemgr.domain.errors import FailedPrecondition, StatemgrError
 from statemgr.jobs.archive_store import ArchiveStore, ArchiveUnavailable
 from statemgr.jobs.restore import restore_conversation
 from statemgr.jobs.retention import RetentionJob, RunSummary, TenantSummary, UnknownTenant
@@ -18,6 +18,7 @@ from statemgr.store.db import Database
 EXIT_FAILED = 1  # a tenant's run stopped (the archive store unreachable): its rows are kept, retried next run
 EXIT_NOT_FOUND = 2
 EXIT_BUSY = 3  # another run holds the lock
+EXIT_CONFLICT = 4  # a restore refused: the conversation (or a key of its rows) is live; nothing changed
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,6 +93,9 @@ async def _restore(settings: Settings, db: Database, job: RetentionJob, args: ar
     archive = ArchiveStore.from_settings(settings)
     try:
         restored = await restore_conversation(db, archive, job.cache, args.tenant, args.conversation)
+    except FailedPrecondition as exc:
+        print(f"cannot restore ({exc.reason}): {exc}", file=out)
+        return EXIT_CONFLICT
     except StatemgrError as exc:
         print(f"cannot restore: {exc}", file=out)
         return EXIT_NOT_FOUND

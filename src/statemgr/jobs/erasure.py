@@ -7,8 +7,8 @@ closed) appended to the outbox, and the audit row written. After the commit both
 drop the customer's and the conversations' keys (Cache.invalidate publishes to the other processes), and every
 archived batch holding the customer's conversations is rewritten with the same anonymisation, its manifest entry
 updated; the audit is complete when the last one is. If the archive store is down, the call answers UNAVAILABLE
-with the live data already erased; calling again (or the next retention run) finishes the archives. A repeat
-answers the first call's audit id.
+with the live data already erased; calling again (or the next retention run) finishes the archives, even where
+the store failed part way through a batch (Eraser._scrubbed). A repeat answers the first call's audit id.
 
 The anonymised records stay (conversations, messages, statuses: analytics figures hold), keyed by placeholders
 ("erased:<id>") where the key was personal: the customer's WhatsApp id, the WhatsApp conversation id (usually the
@@ -17,6 +17,7 @@ number), WhatsApp message ids (which encode it). So the next message from that n
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -104,36 +105,56 @@ class Eraser:
 
     async def _rewrite_batch(self, tenant_id: uuid.UUID, part: store.ArchivedPart) -> int:
         """Rewrites the batch's objects that hold the conversations' rows; how many it rewrote."""
-        rewritten = 0
         async with store.transaction(self._db, tenant_id) as conn:
             if await store.lock_batch(conn, tenant_id, part.batch_id) != "archived":
                 return 0  # expired meanwhile: nothing left to rewrite
-            scrub = Scrub(set(map(str, part.conversation_ids)))
-            # messages sorts before parked_statuses: the parked reports are matched by the messages' ids
-            for obj in await store.batch_objects(conn, tenant_id, part.batch_id):
-                replaced = await self._rewrite_object(obj, scrub)
-                if replaced is not None:
-                    await store.record_object(conn, tenant_id, part.batch_id, replaced)
-                    rewritten += 1
+            objects = await store.batch_objects(conn, tenant_id, part.batch_id)
+            rewrites = await self._scrubbed(objects, Scrub(set(map(str, part.conversation_ids))))
+            for rewrite in rewrites:
+                await store.record_object(conn, tenant_id, part.batch_id, await self._put(rewrite))
             await store.mark_rewritten(conn, tenant_id, part.batch_id)
-        return rewritten
+        return len(rewrites)
 
-    async def _rewrite_object(self, obj: StoredObject, scrub: Scrub) -> StoredObject | None:
+    async def _scrubbed(self, objects: list[StoredObject], scrub: Scrub) -> list[_Rewrite]:
+        """The objects to write, with their new content: each holding the customer's rows, anonymised, and each an
+        earlier attempt rewrote without recording it (its content no longer matches the manifest).
+
+        All are read before any is written, and parked reports are written before messages: they are matched by
+        the messages' provider ids, which the messages' rewrite replaces. So an attempt the store stops part way
+        leaves the next attempt all it needs to finish the same work."""
         # Imported here: pyarrow costs a gRPC worker about 0.4 s at start, and only an erasure of archived rows
         # needs it.
         from statemgr.jobs import parquet
 
-        table = parquet.read(await self._archive.get(obj.object_key))
-        rows = table.to_pylist()
-        kept = scrub.rows(obj.table_name, rows)
-        if kept is None:
-            return None
-        data = parquet.write(type(table).from_pylist(kept, schema=table.schema))
-        await self._archive.put(obj.object_key, data)
-        read_back = await self._archive.get(obj.object_key)
-        if parquet.checksum(read_back) != parquet.checksum(data):
-            raise ArchiveUnavailable(f"{obj.object_key} read back differs from what was written")
-        return StoredObject(obj.table_name, obj.object_key, len(kept), len(data), parquet.checksum(data))
+        rewrites: list[_Rewrite] = []
+        for obj in objects:  # messages sort before parked_statuses: the reports are matched by their ids
+            data = await self._archive.get(obj.object_key)
+            table = parquet.read(data)
+            kept = scrub.rows(obj.table_name, table.to_pylist())
+            if kept is not None:
+                rewrites.append(
+                    _Rewrite(obj, parquet.write(type(table).from_pylist(kept, schema=table.schema)), len(kept))
+                )
+            elif parquet.checksum(data) != obj.sha256:
+                rewrites.append(_Rewrite(obj, data, table.num_rows))
+        rewrites.sort(key=lambda rewrite: rewrite.obj.table_name != "parked_statuses")
+        return rewrites
+
+    async def _put(self, rewrite: _Rewrite) -> StoredObject:
+        """Writes the object, reads it back and checks it; its new manifest entry."""
+        from statemgr.jobs import parquet
+
+        key = rewrite.obj.object_key
+        await self._archive.put(key, rewrite.data)
+        read_back = await self._archive.get(key)
+        return parquet.verified(key, rewrite.obj.table_name, rewrite.data, read_back, rewrite.rows)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rewrite:
+    obj: StoredObject
+    data: bytes
+    rows: int
 
 
 async def _erase_in(

@@ -18,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from statemgr.store.lifecycle import Columns
+from statemgr.jobs.archive_store import ArchiveUnavailable
+from statemgr.store.lifecycle import Columns, StoredObject
 
 _PG_TYPES = b"statemgr.pg_types"
 _JSON_TYPES = frozenset({"json", "jsonb"})
@@ -61,6 +62,16 @@ def read(data: bytes) -> pa.Table:
 
 def checksum(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def verified(key: str, table: str, written: bytes, read_back: bytes, rows: int) -> StoredObject:
+    """The manifest entry of an object read back equal to what was written, with the expected number of rows."""
+    digest = checksum(written)
+    if checksum(read_back) != digest:
+        raise ArchiveUnavailable(f"{key} read back differs from what was written")
+    if read(read_back).num_rows != rows:
+        raise ArchiveUnavailable(f"{key} read back with a different row count")
+    return StoredObject(table, key, rows, len(written), digest)
 
 
 def pg_types(table: pa.Table) -> dict[str, str]:

@@ -32,13 +32,17 @@ class Restored:
 async def restore_conversation(
     db: Database, archive: ArchiveStore, cache: Cache, tenant_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Restored:
-    """NOT_FOUND when no archive holds the conversation; FAILED_PRECONDITION when it is live."""
+    """Refused, changing nothing: FAILED_PRECONDITION CONVERSATION_LIVE when the conversation is live (restored
+    already, or never archived), RESTORE_CONFLICT when a live row holds one of its rows' unique keys; NOT_FOUND when
+    no archive holds it."""
     async with store.transaction(db, tenant_id) as conn:
+        if await store.conversation_exists(conn, tenant_id, conversation_id):
+            raise FailedPrecondition(
+                "CONVERSATION_LIVE", f"conversation {conversation_id} is in the live tables already; nothing restored"
+            )
         batch_id = await store.find_archived(conn, tenant_id, conversation_id)
         if batch_id is None:
             raise NotFound("archived conversation", str(conversation_id))
-        if await store.conversation_exists(conn, tenant_id, conversation_id):
-            raise FailedPrecondition("CONVERSATION_LIVE", "the conversation is in the live tables already")
         await store.lock_batch(conn, tenant_id, batch_id)
         objects = {obj.table_name: obj for obj in await store.batch_objects(conn, tenant_id, batch_id)}
         counts: dict[str, int] = {}
@@ -52,7 +56,8 @@ async def restore_conversation(
                 await store.insert_rows(conn, table, selected)
             except psycopg.errors.UniqueViolation as exc:  # e.g. a provider message id recorded again since
                 raise FailedPrecondition(
-                    "RESTORE_CONFLICT", f"a live {table} row has the same key ({exc.diag.constraint_name})"
+                    "RESTORE_CONFLICT",
+                    f"a live {table} row has the same key ({exc.diag.constraint_name}); nothing restored",
                 ) from exc
             counts[table] = len(selected)
         await store.mark_restored(conn, tenant_id, batch_id, conversation_id)

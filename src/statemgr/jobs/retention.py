@@ -1,7 +1,9 @@
 """The retention job: applies each tenant's RetentionPolicy (docs/retention.md).
 
 Closed conversations older than `closed_conversation_retention` leave the live tables with everything that
-belongs to them, in batches of STATEMGR_RETENTION_BATCH_SIZE conversations, each:
+belongs to them, in batches of at most STATEMGR_RETENTION_BATCH_SIZE conversations and
+STATEMGR_RETENTION_BATCH_MESSAGES messages (the rows that dominate a batch: each message has its status history),
+so every transaction of a batch is short whatever the conversations' lengths. Each batch is:
 
 1. claimed: a pending batch row and the conversations' places (archived_conversations) in one short transaction;
 2. read: a fingerprint of its rows (count and xmin sum per table), then the rows, per table;
@@ -94,6 +96,7 @@ class RetentionJob:
         self._lock_url = settings.direct_database_url
         self._interval = settings.retention_interval_seconds
         self._batch_size = settings.retention_batch_size
+        self._batch_messages = settings.retention_batch_messages
         self._pause_ratio = settings.retention_pause_ratio
         self._store = store or ArchiveStore.from_settings(settings)
         self._cache = Cache.build(settings)
@@ -189,7 +192,7 @@ class RetentionJob:
             batch = Batch(uuid.uuid4(), dt.datetime.now(dt.UTC).date())
             async with store.transaction(self._db, tenant_id) as conn:
                 ids = await store.claim_batch(
-                    conn, tenant_id, batch, policy.closed_conversation_retention, self._batch_size
+                    conn, tenant_id, batch, policy.closed_conversation_retention, self._batch_size, self._batch_messages
                 )
             if not ids:
                 return
@@ -233,7 +236,7 @@ class RetentionJob:
         metadata = {"statemgr.tenant_id": str(tenant_id), "statemgr.batch_id": str(batch.id), "statemgr.table": table}
         data = parquet.encode(columns, metadata)
         await self._store.put(key, data)
-        return verified(key, table, data, await self._store.get(key), len(columns.rows))
+        return parquet.verified(key, table, data, await self._store.get(key), len(columns.rows))
 
     async def _finish(
         self, tenant_id: uuid.UUID, batch: Batch, ids: list[uuid.UUID], fingerprint: str, stored: list[StoredObject]
@@ -270,16 +273,6 @@ class RetentionJob:
                 metrics.BATCHES.labels("expired").inc()
             if len(batches) < _EXPIRE_PAGE:
                 return
-
-
-def verified(key: str, table: str, written: bytes, read_back: bytes, rows: int) -> StoredObject:
-    """The manifest entry of an object read back equal to what was written, with the expected number of rows."""
-    digest = parquet.checksum(written)
-    if parquet.checksum(read_back) != digest:
-        raise ArchiveUnavailable(f"{key} read back differs from what was written")
-    if parquet.read(read_back).num_rows != rows:
-        raise ArchiveUnavailable(f"{key} read back with a different row count")
-    return StoredObject(table, key, rows, len(written), digest)
 
 
 def _count(summary: TenantSummary, tables: dict[str, Columns], stored: list[StoredObject]) -> None:

@@ -13,7 +13,7 @@ import collections
 import dataclasses
 import datetime as dt
 import uuid
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 from psycopg import errors as pg_errors
 
@@ -184,36 +184,37 @@ class MessageService:
 
 
 async def record(db: Database, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
-    """Records `new` in a transaction of its own (see `record_in`), in two round trips where it can (`_record`);
-    reports parked for its ids send it through `record_in` instead."""
+    """Records `new` in one transaction, or returns the message already recorded under its ids (ALREADY_EXISTS when
+    they belong to a message with different content: see domain.messages.same_message).
+
+    Two round trips: the ids locked and looked for, and whether reports are parked for them (with BEGIN); then the
+    conversation touched and the message inserted with its event (with COMMIT). Parked reports are applied before
+    the COMMIT (`recorded_applying_parked`). NOT_FOUND or FAILED_PRECONDITION when the conversation is missing or
+    closed (nothing written).
+    """
     async with db.pipelined(tenant_id) as transaction:
         recorded = await _record(transaction, tenant_id, new)
-    if recorded == "refused":  # nothing was written: say why, from a read of the conversation
+    if recorded is None:  # nothing was written: say why, from a read of the conversation
         await _conversation_refuses(db, tenant_id, new.conversation_id)
-    if recorded == "parked":
-        metrics.GENERAL_PATH.labels("RecordMessage", "parked_reports").inc()
-        async with db.tenant(tenant_id) as conn:
-            return await record_in(conn, tenant_id, new)
     return recorded
 
 
-async def _record(
-    transaction: Pipelined, tenant_id: uuid.UUID, new: domain.NewMessage
-) -> Recorded | Literal["parked", "refused"]:
-    """The ids locked and looked for (with BEGIN), then the conversation touched and the message inserted with its
-    event (with COMMIT); "parked" when reports wait for its ids, "refused" when its conversation is not open."""
+async def _record(transaction: Pipelined, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded | None:
+    """`record`'s transaction; None when the conversation is not open."""
     conn = transaction.conn
     finding = await store.queue_lock_and_find(conn, tenant_id, new.keys())
     asking = await store.queue_any_parked(conn, tenant_id, new.keys())
     existing = await store.found(finding)  # the first round trip
     if existing:
         return Recorded(repeat_of(existing, new), created=False)
-    if await store.any_parked(asking):
-        return "parked"
     recording = await queue_recording(conn, tenant_id, new)
-    await transaction.commit()  # the second round trip
-    recorded = await recording_read(recording)
-    return "refused" if recorded is None else Recorded(recorded[1], created=True, conversation=recorded[0])
+    if await store.any_parked(asking):
+        metrics.GENERAL_PATH.labels("RecordMessage", "parked_reports").inc()
+        recorded = await recorded_applying_parked(conn, tenant_id, recording, new.keys())
+    else:
+        await transaction.commit()  # the second round trip
+        recorded = await recording_read(recording)
+    return None if recorded is None else Recorded(recorded[1], created=True, conversation=recorded[0])
 
 
 Recording = tuple[Cursor, Cursor]
@@ -236,36 +237,16 @@ async def recording_read(recording: Recording) -> tuple[Conversation, domain.Mes
     return None if conversation is None or message is None else (conversation, message)
 
 
-async def record_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
-    """Records `new` inside the caller's transaction, or returns the message already recorded under its ids.
-
-    ALREADY_EXISTS when the ids belong to a message with different content (see domain.messages.same_message).
-    """
-    existing = await store.lock_and_find(conn, tenant_id, new.keys())
-    if existing:
-        return Recorded(repeat_of(existing, new), created=False)
-    return await insert_in(conn, tenant_id, new)
-
-
-async def insert_in(conn: Connection, tenant_id: uuid.UUID, new: domain.NewMessage) -> Recorded:
-    """Records `new`, whose ids the caller has locked (store.lock_keys) and found unused.
-
-    A new message is activity of its conversation (an inbound one opens the reply window until its time + 24 h),
-    gets its event, and takes the reports parked for its ids. NOT_FOUND or FAILED_PRECONDITION when the
-    conversation is missing or closed.
-    """
-    inbound = new.direction is domain.Direction.INBOUND
-    conversation = await store.touch_conversation(conn, tenant_id, new.conversation_id, _activity_time(new), inbound)
-    if conversation is None:
-        await _conversation_refuses(conn, tenant_id, new.conversation_id)
-    message_id = uuid.uuid4()
-    async with conn.pipeline():  # one round trip for the message and its event
-        inserting = await store.queue_insert(conn, tenant_id, new, message_id)
-        await store.queue_recorded_event(conn, tenant_id, message_id, recorded_event(new, message_id))
-    message, parked = await store.inserted(inserting)
-    if parked:
-        message = await _apply_parked(conn, tenant_id, message, new.keys())
-    return Recorded(message, created=True, conversation=conversation)
+async def recorded_applying_parked(
+    conn: Connection, tenant_id: uuid.UUID, recording: Recording, keys: list[domain.MessageKey]
+) -> tuple[Conversation, domain.Message] | None:
+    """A queued recording read at once, with the reports parked for the message's ids applied to it (and their
+    events), before the transaction commits; None when the conversation was not open."""
+    recorded = await recording_read(recording)
+    if recorded is None:
+        return None
+    conversation, message = recorded
+    return conversation, await _apply_parked(conn, tenant_id, message, keys)
 
 
 async def invalidate_touched(cache: Cache, tenant_id: uuid.UUID, recorded: Recorded) -> None:

@@ -92,15 +92,17 @@ async def count_expired(conn: Connection, tenant_id: uuid.UUID, archive_retentio
 
 
 async def claim_batch(
-    conn: Connection, tenant_id: uuid.UUID, batch: Batch, retention: dt.timedelta, limit: int
+    conn: Connection, tenant_id: uuid.UUID, batch: Batch, retention: dt.timedelta, limit: int, max_messages: int
 ) -> list[uuid.UUID]:
-    """Claims up to `limit` due conversations for the new pending `batch`; [] (and no batch) when none is due."""
+    """Claims up to `limit` due conversations holding at most `max_messages` messages in all (at least one
+    conversation, however many it holds) for the new pending `batch`; [] (and no batch) when none is due."""
     params = {
         "tenant_id": tenant_id,
         "batch_id": batch.id,
         "archive_date": batch.archive_date,
         "retention": retention,
         "limit": limit,
+        "max_messages": max_messages,
     }
     rows = await (await conn.execute(Q["claim_batch"], params)).fetchall()
     return sorted(row["conversation_id"] for row in rows)

@@ -67,18 +67,6 @@ async def find_by_key(source: Connection | Database, tenant_id: uuid.UUID, key: 
     return Message.from_row(row) if row else None
 
 
-async def queue_insert(conn: Connection, tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) -> Cursor:
-    """Sends the INSERT of `new` (ids locked with lock_keys) without waiting, so that the caller can queue more
-    statements in the same pipeline; `inserted` reads the result once the pipeline has synced."""
-    return await conn.execute(Q["insert_message"], insert_params(tenant_id, new, message_id))
-
-
-async def queue_recorded_event(conn: Connection, tenant_id: uuid.UUID, message_id: uuid.UUID, recorded: Event) -> None:
-    """Queues the message.recorded event of the message `queue_insert` just queued (append_recorded_event)."""
-    params = {"tenant_id": tenant_id, "id": message_id, "event_id": uuid.uuid4(), "event_type": recorded.type.value}
-    await conn.execute(Q["append_recorded_event"], {**params, "event_payload": Jsonb(recorded.payload())})
-
-
 def insert_params(tenant_id: uuid.UUID, new: NewMessage, message_id: uuid.UUID) -> dict[str, Any]:
     """The parameters of an INSERT of `new` as `message_id`."""
     return {
@@ -119,14 +107,6 @@ async def inserted_into_open(cursor: Cursor) -> Message | None:
     """The message insert_into_open recorded; None when the conversation was closed or missing."""
     row = await cursor.fetchone()
     return Message.from_row(row) if row else None
-
-
-async def inserted(cursor: Cursor) -> tuple[Message, bool]:
-    """The message `queue_insert` recorded, and whether reports are parked for its ids (see take_parked)."""
-    row = await cursor.fetchone()
-    if row is None:
-        raise LookupError("insert_message returned no row")
-    return Message.from_row(row), bool(row["parked"])
 
 
 async def get(source: Connection | Database, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
@@ -226,17 +206,11 @@ async def set_provider_ids(
     return Message.from_row(row) if row else None
 
 
-async def touch_conversation(
-    conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, at: dt.datetime, inbound: bool
-) -> Conversation | None:
-    """Records activity at `at` (and, inbound, the reply window to `at` + 24 h); None if missing or closed."""
-    return await touched(await queue_touch(conn, tenant_id, conversation_id, at, inbound))
-
-
 async def queue_touch(
     conn: Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, at: dt.datetime, inbound: bool
 ) -> Cursor:
-    """Sends `touch_conversation`'s UPDATE inside the caller's pipeline; `touched` reads it."""
+    """Sends touch_conversation (activity at `at`; inbound, the reply window to `at` + 24 h) inside the caller's
+    pipeline; `touched` reads it."""
     params = {"tenant_id": tenant_id, "conversation_id": conversation_id, "time": at, "inbound": inbound}
     return await conn.execute(Q["touch_conversation"], params)
 

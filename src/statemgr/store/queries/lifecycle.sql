@@ -20,11 +20,13 @@ WHERE c.tenant_id = %(tenant_id)s AND c.state = 'closed' AND c.closed_at < now()
   )
 
 -- name: claim_batch
--- Claims up to `limit` due conversations for a new pending batch (none: no batch is created). A conversation
--- restored within the last retention period stays live for that long. SKIP LOCKED: a conversation being written
--- is left for the next batch.
-WITH due AS (
-    SELECT c.id, c.customer_id FROM conversations c
+-- Claims due conversations for a new pending batch (none: no batch is created): at most `limit` of them, and no
+-- more than `max_messages` messages in all, so a batch's transactions stay short however long its conversations
+-- are (the first conversation is taken whatever its size: a batch of one). A conversation restored within the last
+-- retention period stays live for that long. Only the conversations taken are locked; SKIP LOCKED: one being
+-- written is left for the next batch.
+WITH candidates AS (
+    SELECT c.id, c.closed_at FROM conversations c
     WHERE c.tenant_id = %(tenant_id)s AND c.state = 'closed' AND c.closed_at < now() - %(retention)s::interval
       AND NOT EXISTS (
           SELECT FROM archived_conversations a
@@ -33,7 +35,21 @@ WITH due AS (
       )
     ORDER BY c.closed_at, c.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+), sized AS (
+    SELECT c.id, row_number() OVER w AS position, sum(m.messages) OVER w AS messages_so_far
+    FROM candidates c
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS messages FROM messages
+        WHERE tenant_id = %(tenant_id)s AND conversation_id = c.id
+    ) m
+    WINDOW w AS (ORDER BY c.closed_at, c.id)
+), due AS (
+    SELECT c.id, c.customer_id FROM conversations c
+    JOIN sized ON c.id = sized.id
+    WHERE c.tenant_id = %(tenant_id)s AND (sized.position = 1 OR sized.messages_so_far <= %(max_messages)s)
+      -- again here: a row changed since the statement began is checked anew when locked, by this level's conditions
+      AND c.state = 'closed' AND c.closed_at < now() - %(retention)s::interval
+    FOR UPDATE OF c SKIP LOCKED
 ), batch AS (
     INSERT INTO archive_batches (tenant_id, id, archive_date, conversations)
     SELECT %(tenant_id)s, %(batch_id)s, %(archive_date)s, count(*) FROM due HAVING count(*) > 0

@@ -11,24 +11,6 @@ SELECT * FROM messages
 WHERE tenant_id = %(tenant_id)s
   AND (whatsapp_message_id = %(whatsapp_message_id)s OR genesys_message_id = %(genesys_message_id)s)
 
--- name: insert_message
--- `parked` says whether reports wait for the new message's ids (take them with take_parked): the caller holds the
--- ids' locks (lock_key) since before this statement began, so a report parked by then is visible here and a later
--- one waits for this transaction and then finds the message. Most messages have none: no DELETE for them.
-INSERT INTO messages (
-    tenant_id, id, conversation_id, whatsapp_message_id, genesys_message_id, direction, status, content, media_urls,
-    sent_at
-)
-VALUES (
-    %(tenant_id)s, %(id)s, %(conversation_id)s, %(whatsapp_message_id)s, %(genesys_message_id)s, %(direction)s,
-    %(status)s, %(content)s, %(media_urls)s, %(sent_at)s
-)
-RETURNING *, EXISTS (
-    SELECT FROM parked_statuses p
-    WHERE p.tenant_id = %(tenant_id)s
-      AND (p.whatsapp_message_id = %(whatsapp_message_id)s OR p.genesys_message_id = %(genesys_message_id)s)
-) AS parked
-
 -- name: any_parked
 -- Whether reports are parked for a message's provider ids (read under the ids' locks: see lock_key).
 SELECT EXISTS (
@@ -38,10 +20,10 @@ SELECT EXISTS (
 ) AS parked
 
 -- name: insert_into_open
--- insert_message with its message.recorded event, only if the conversation is open: no row when it
+-- A new message with its message.recorded event, only if the conversation is open: no row when it
 -- is closed or missing. Run after this transaction locked the conversation (touch_conversation, or a lock before),
 -- so that this statement's snapshot sees the previous writer's events, as the tx_id rule of
--- statemgr/events/outbox.py needs. The event's "at" is the message's created_at (see append_recorded_event).
+-- statemgr/events/outbox.py needs. The event's "at" is the message's created_at (clock_timestamp(): see sql/0005).
 WITH inserted AS (
     INSERT INTO messages (
         tenant_id, id, conversation_id, whatsapp_message_id, genesys_message_id, direction, status, content,
@@ -62,17 +44,6 @@ WITH inserted AS (
     FROM inserted
 )
 SELECT * FROM inserted
-
--- name: append_recorded_event
--- The message.recorded event of a message insert_message wrote in this transaction (queued right after it, so the
--- same round trip): the payload of statemgr.services.messages.recorded_event, with "at" the row's created_at, which
--- only the row knows (clock_timestamp(): see sql/0005). The tx_id rule is outbox.append's (event_tx_id).
-INSERT INTO events (tenant_id, id, type, conversation_id, payload, tx_id)
-SELECT m.tenant_id, %(event_id)s, %(event_type)s, m.conversation_id,
-       %(event_payload)s || jsonb_build_object('at', m.created_at),
-       event_tx_id(m.tenant_id, m.conversation_id)
-FROM messages AS m
-WHERE m.tenant_id = %(tenant_id)s AND m.id = %(id)s
 
 -- name: get_message
 SELECT * FROM messages WHERE tenant_id = %(tenant_id)s AND id = %(id)s
