@@ -2,7 +2,8 @@
 
 The reads of a period (`tenant_totals`, `agent_totals`, `error_codes`, `customers`, `open_now`, `volume`) are sent
 on the caller's connection and answer a `Pending`: in a pipelined transaction (Database.pipelined) they all travel
-with its COMMIT, in one round trip, and their rows are read once it has committed.
+with its COMMIT, in one round trip, and their rows are read once it has committed (before the connection goes back
+to the pool).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from statemgr.api import convert, principal
 from statemgr.app import App
 from statemgr.domain import validation
 from statemgr.domain.errors import InvalidArgument, Unavailable
-from statemgr.store.db import Connection
+from statemgr.store.db import Pipelined
 from statemgr.v1 import analytics_service_pb2 as pb
 from statemgr.v1 import analytics_service_pb2_grpc as pb_grpc
 from statemgr.v1 import conversation_pb2
@@ -44,11 +44,12 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self, request: pb.GetConversationMetricsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConversationMetricsResponse:
         tenant_id = principal.tenant_id()
-        async with self._reading(tenant_id, request.range, request.time_zone) as (conn, period):
-            pending = await queries.tenant_totals(conn, tenant_id, period)
-            pending_codes = await queries.error_codes(conn, tenant_id, period)
-            pending_open = await queries.open_now(conn, tenant_id)
-        totals, codes, open_now = await pending.result(), await pending_codes.result(), await pending_open.result()
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
+            pending = await queries.tenant_totals(reads.conn, tenant_id, period)
+            pending_codes = await queries.error_codes(reads.conn, tenant_id, period)
+            pending_open = await queries.open_now(reads.conn, tenant_id)
+            await reads.commit()
+            totals, codes, open_now = await pending.result(), await pending_codes.result(), await pending_open.result()
         c = totals.counts
         closed = c["closed"]
         return pb.GetConversationMetricsResponse(
@@ -80,10 +81,11 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             if request.HasField("interval")
             else None
         )
-        async with self._reading(tenant_id, request.range, request.time_zone) as (conn, period):
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
             starts = periods.bucket_starts(period, size, interval)
-            pending = await queries.volume(conn, tenant_id, period, starts)
-        sums = await pending.result()
+            pending = await queries.volume(reads.conn, tenant_id, period, starts)
+            await reads.commit()
+            sums = await pending.result()
         ends = [*starts[1:], period.end]
         return pb.GetConversationVolumeResponse(
             range=_range(period),
@@ -106,9 +108,10 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
     ) -> pb.GetAgentPerformanceResponse:
         tenant_id = principal.tenant_id()
         agent = validation.parse_uuid(request.agent_id, "agent_id") if request.agent_id else None
-        async with self._reading(tenant_id, request.range, request.time_zone) as (conn, period):
-            pending = await queries.agent_totals(conn, tenant_id, period, agent)
-        found = await pending.result()
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
+            pending = await queries.agent_totals(reads.conn, tenant_id, period, agent)
+            await reads.commit()
+            found = await pending.result()
         found.sort(key=lambda t: str(t.agent_id))
         return pb.GetAgentPerformanceResponse(range=_range(period), agents=[_agent(t) for t in found])
 
@@ -116,10 +119,11 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self, request: pb.GetCustomerEngagementRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerEngagementResponse:
         tenant_id = principal.tenant_id()
-        async with self._reading(tenant_id, request.range, request.time_zone) as (conn, period):
-            pending = await queries.tenant_totals(conn, tenant_id, period)
-            pending_customers = await queries.customers(conn, tenant_id, period)
-        totals, customers = await pending.result(), await pending_customers.result()
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
+            pending = await queries.tenant_totals(reads.conn, tenant_id, period)
+            pending_customers = await queries.customers(reads.conn, tenant_id, period)
+            await reads.commit()
+            totals, customers = await pending.result(), await pending_customers.result()
         c = totals.counts
         return pb.GetCustomerEngagementResponse(
             range=_range(period),
@@ -175,17 +179,18 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
     @asynccontextmanager
     async def _reading(
         self, tenant_id: uuid.UUID, range_: pb.TimeRange, time_zone: str
-    ) -> AsyncIterator[tuple[Connection, Period]]:
+    ) -> AsyncIterator[tuple[Pipelined, Period]]:
         """A pipelined transaction of the tenant, and the period asked for in the request's or the tenant's time zone.
 
         The tenant's zone is read in this transaction, in the round trip that also carries BEGIN (none when the
-        request names a zone); the reads the body sends travel with COMMIT when the block ends, and their
-        `Pending.result` is read after it: two round trips per call, one with a zone in the request.
+        request names a zone). The body sends its reads, then `commit` sends them with COMMIT, and reads each
+        `Pending.result` while the connection is still its own: two round trips per call, one with a zone in the
+        request.
         """
         start, end = _bounds(range_)
         async with self._db.pipelined(tenant_id) as transaction:
             zone = await queries.zone(transaction.conn, tenant_id, time_zone)
-            yield transaction.conn, periods.period(start, end, zone)
+            yield transaction, periods.period(start, end, zone)
 
     async def _cache_ok(self) -> bool:
         client = self._app.cache.redis.raw
