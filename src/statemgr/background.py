@@ -20,11 +20,12 @@ A duty that wants to hear of committed events adds a wake-up callback to `app.ev
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from statemgr import tasks
-from statemgr.analytics.consumer import RollupConsumer
+from statemgr.analytics.consumer import Pruning, RollupConsumer
 from statemgr.events.leader import Leadership
 from statemgr.events.pruner import Pruner
 from statemgr.events.publisher import AmqpPublisher
@@ -67,7 +68,14 @@ def _rollups(app: App) -> Duty | None:
     settings = app.settings
     if not settings.analytics_enabled:
         return None
-    return RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch).run
+    pruning = Pruning(
+        dt.timedelta(days=settings.analytics_message_state_days),
+        settings.analytics_prune_interval_seconds,
+        settings.analytics_prune_batch,
+    )
+    consumer = RollupConsumer(settings.analytics_poll_seconds, settings.analytics_batch, pruning=pruning)
+    app.events.listener.add(consumer.wake)
+    return consumer.run
 
 
 def _retention(app: App) -> Duty | None:

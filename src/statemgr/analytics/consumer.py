@@ -9,8 +9,15 @@ which sees every tenant's events. It needs nothing else from where it runs.
 - Exactly once: a batch's rollups, state and the cursor past it are written by one statement that does nothing
   unless the cursor is still where the batch began. A crash before it leaves the batch to be read again; a crash
   after it finds the cursor past the batch; a second leader's stale batch is refused.
-- Off the hot path: writers only add a few fields to their event payloads; this runs in the background, polling
-  every STATEMGR_ANALYTICS_POLL_SECONDS.
+- Off the hot path: writers only add a few fields to their event payloads; this runs in the background. It folds
+  when the event listener says events were committed (and at least every IDLE_SECONDS, for a notification lost),
+  then waits STATEMGR_ANALYTICS_POLL_SECONDS before the next round, so that under load one round folds the many
+  commits of that interval in one batch per tenant: its fixed cost (about eight statements, and a rewrite of each
+  rollup row the batch touches: a few per hour per agent, however many events) is shared by all of them.
+- Its own state is pruned (`prune_state`) between rounds, in bounded steps, in the same task as the folding, so a
+  step never runs between a batch's reads and its write: outbound messages recorded longer than the message bound
+  (STATEMGR_ANALYTICS_MESSAGE_STATE_DAYS) and customer numbers unused for longer than the longest period a call
+  may ask for (CUSTOMER_BOUND), both measured on the tenant's latest folded event time, not the clock.
 - Pruned before folded: if the log was pruned past a tenant's cursor (the consumer was stopped for longer than the
   event retention), the cursor jumps to the floor, the gap is logged and counted; the figures then miss those events.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import time
@@ -31,8 +39,18 @@ import structlog
 from psycopg.types.json import Jsonb
 from pyroaring import BitMap
 
-from statemgr.analytics import histogram
-from statemgr.analytics.fold import COUNTS, HISTOGRAMS, Conversation, Fold, Key, Message, Rollup
+from statemgr.analytics import histogram, periods
+from statemgr.analytics.fold import (
+    CONVERSATION_EVENTS,
+    COUNTS,
+    HISTOGRAMS,
+    SEEN_EVERY,
+    Conversation,
+    Fold,
+    Key,
+    Message,
+    Rollup,
+)
 from statemgr.events.cursor import Position
 from statemgr.store import queries
 from statemgr.store.db import Connection
@@ -43,6 +61,9 @@ _log = structlog.get_logger("statemgr.analytics.consumer")
 FOLDED = prometheus_client.Counter("statemgr_analytics_events_folded_total", "Events folded into the rollups")
 GAPS = prometheus_client.Counter(
     "statemgr_analytics_gaps_total", "Times a tenant's log was pruned past the rollup cursor before being folded"
+)
+PRUNED = prometheus_client.Counter(
+    "statemgr_analytics_state_pruned_total", "Rows of the rollup consumer's own state pruned", ["table"]
 )
 BATCH_SECONDS = prometheus_client.Histogram(
     "statemgr_analytics_batch_seconds", "Time to fold one batch of events into the rollups"
@@ -56,16 +77,59 @@ class Cursor:
     next_customer: int
 
 
+IDLE_SECONDS = 5.0
+# A customer's number outlives any period a call may ask for (and the lag of its last use, SEEN_EVERY): a customer
+# who comes back after it gets a new number, which no period can hold together with the old one.
+CUSTOMER_BOUND = periods.MAX_PERIOD + 2 * SEEN_EVERY
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pruning:
+    """How the consumer prunes its own state: the message bound, how often, rows per table per step, and the
+    customer bound (not a setting: below CUSTOMER_BOUND, distinct customers over a long period could count one
+    customer twice; the tests lower it to have something to prune)."""
+
+    messages: dt.timedelta = dt.timedelta(days=60)
+    interval_seconds: float = 300.0
+    batch: int = 5000
+    customers: dt.timedelta = CUSTOMER_BOUND
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pruned:
+    messages: int
+    customers: int
+
+
 class RollupConsumer:
-    def __init__(self, poll_seconds: float = 0.5, batch_size: int = 1000) -> None:
+    def __init__(
+        self,
+        poll_seconds: float = 0.5,
+        batch_size: int = 1000,
+        idle_seconds: float = IDLE_SECONDS,
+        pruning: Pruning | None = None,
+    ) -> None:
         self._poll = poll_seconds
         self._batch = batch_size
+        self._idle = idle_seconds
+        self._pruning = pruning or Pruning()
+        self._prune_due = 0.0
+        self._wake = asyncio.Event()
+
+    def wake(self, tenant: str | None = None) -> None:
+        """Events were committed (the event listener's callback): the next round starts after the poll interval."""
+        self._wake.set()
 
     async def run(self, conn: Connection) -> None:
         """Folds every tenant's new events until cancelled or until `conn` fails."""
         while True:
-            if not await self.step(conn):
-                await asyncio.sleep(self._poll)
+            self._wake.clear()
+            if await self.step(conn):
+                continue
+            await self._prune_when_due(conn)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._idle)
+            await asyncio.sleep(self._poll)
 
     async def step(self, conn: Connection) -> bool:
         """One batch for each tenant with new events; True when some tenant probably has more waiting."""
@@ -73,6 +137,17 @@ class RollupConsumer:
         for cursor in await _pending(conn):
             more |= await self.fold_batch(conn, cursor) >= self._batch
         return more
+
+    async def _prune_when_due(self, conn: Connection) -> None:
+        """Prunes in bounded steps while more is waiting and no commit asks for folding; again after the interval."""
+        if time.monotonic() < self._prune_due:
+            return
+        pruning = self._pruning
+        while True:
+            pruned = await prune_state(conn, pruning.messages, pruning.customers, pruning.batch)
+            if max(pruned.messages, pruned.customers) < pruning.batch or self._wake.is_set():
+                break
+        self._prune_due = time.monotonic() + pruning.interval_seconds
 
     async def fold_batch(self, conn: Connection, cursor: Cursor) -> int:
         """Folds the tenant's next batch; returns how many events it held."""
@@ -96,6 +171,23 @@ class RollupConsumer:
 async def reset(conn: Connection, tenant_id: uuid.UUID) -> None:
     """Forgets the tenant's rollups and cursor: the consumer folds its whole retained log again (a replay)."""
     await conn.execute(Q["reset_tenant"], {"tenant_id": tenant_id})
+
+
+async def prune_state(
+    conn: Connection, message_bound: dt.timedelta, customer_bound: dt.timedelta, limit: int
+) -> Pruned:
+    """One bounded step: up to `limit` rows of each state table older than its bound, every tenant at once.
+
+    Only for the consumer's own task (or with no consumer running): a step between a batch's reads and its write
+    would let the write put back what the step removed, which is harmless, never the reverse."""
+    params = {"message_bound": message_bound, "customer_bound": customer_bound, "limit": limit}
+    row = await (await conn.execute(Q["prune_state"], params)).fetchone()
+    pruned = Pruned(int(row["messages"]), int(row["customers"])) if row else Pruned(0, 0)
+    if pruned.messages or pruned.customers:
+        PRUNED.labels("analytics_messages").inc(pruned.messages)
+        PRUNED.labels("analytics_customer_numbers").inc(pruned.customers)
+        _log.info("analytics_state_pruned", messages=pruned.messages, customers=pruned.customers)
+    return pruned
 
 
 async def _pending(conn: Connection) -> list[Cursor]:
@@ -123,7 +215,9 @@ async def _skip_gap(conn: Connection, tenant_id: uuid.UUID, position: Position, 
 async def _load(conn: Connection, cursor: Cursor, events: list[dict[str, Any]]) -> Fold:
     """The state the batch's events need: their conversations, outbound messages and customers."""
     tenant = {"tenant_id": cursor.tenant_id}
-    conversation_ids = list({e["conversation_id"] for e in events if e["conversation_id"] is not None})
+    conversation_ids = list(
+        {e["conversation_id"] for e in events if e["conversation_id"] is not None and e["type"] in CONVERSATION_EVENTS}
+    )
     message_ids = list({_payload_id(e, "message_id") for e in events if e["type"].startswith("message.")} - {None})
     rows = await (await conn.execute(Q["load_conversations"], {**tenant, "ids": conversation_ids})).fetchall()
     conversations: dict[uuid.UUID, Conversation | None] = {r["conversation_id"]: _conversation(r) for r in rows}
@@ -137,7 +231,8 @@ async def _load(conn: Connection, cursor: Cursor, events: list[dict[str, Any]]) 
     ids = [c for c in customer_ids if c is not None]
     rows = await (await conn.execute(Q["load_customer_numbers"], {**tenant, "ids": ids})).fetchall()
     numbers = {r["customer_id"]: r["number"] for r in rows}
-    return Fold(conversations, messages, numbers, cursor.next_customer)
+    last_seen = {r["customer_id"]: r["last_seen"] for r in rows}
+    return Fold(conversations, messages, numbers, cursor.next_customer, last_seen)
 
 
 def _payload_id(event: dict[str, Any], name: str) -> uuid.UUID | None:
@@ -166,15 +261,26 @@ async def _write(conn: Connection, cursor: Cursor, last: Position, fold: Fold) -
             [{"grain": g, "bucket": b.isoformat(), "error_code": c, "failed": n} for (g, b, c), n in _nonzero(fold)]
         ),
         "customer_sets": Jsonb(sets),
-        "numbers": Jsonb([{"customer_id": str(c), "number": n} for c, n in fold.new_numbers.items()]),
+        "numbers": Jsonb([_number_row(fold, c) for c in fold.seen]),
+        "folded_at": fold.latest,
         "conversations": Jsonb([_conversation_row(tenant_id, c) for c in fold.conversations.values() if c is not None]),
         "closed": list(fold.closed),
-        "messages": Jsonb([_message_row(tenant_id, m) for m in fold.messages.values() if m is not None]),
+        "messages": Jsonb([_message_row(tenant_id, m) for m in _moved(fold)]),
         "open": Jsonb([{"state": s, "conversations": n} for s, n in fold.open_states.items() if n]),
         "recent": Jsonb([{"second": s.isoformat(), "messages": n} for s, n in fold.recent.items()]),
     }
     row = await (await conn.execute(Q["write_batch"], params)).fetchone()
     return bool(row and row["moved"])
+
+
+def _number_row(fold: Fold, customer_id: uuid.UUID) -> dict[str, Any]:
+    number, last_seen = fold.customer_numbers[customer_id], fold.last_seen[customer_id]
+    return {"customer_id": str(customer_id), "number": number, "last_seen": last_seen.isoformat()}
+
+
+def _moved(fold: Fold) -> Iterable[Message]:
+    """The messages to write: those the batch recorded or whose funnel facts it moved (a duplicate report does not)."""
+    return (m for i, m in fold.messages.items() if m is not None and i in fold.moved)
 
 
 def _nonzero(fold: Fold) -> Iterable[tuple[tuple[str, dt.datetime, str], int]]:
@@ -204,9 +310,13 @@ def _rollup_row(tenant_id: uuid.UUID, key: Key, stored: dict[str, Any] | None, c
     for name in COUNTS:
         row[name] = (stored[name] if stored else 0) + change.counts.get(name, 0)
     for name in HISTOGRAMS:
-        counts = histogram.decode(bytes(stored[name])) if stored else histogram.decode(b"")
-        counts.update(change.histograms.get(name, {}))
-        row[name] = "\\x" + histogram.encode(counts).hex()
+        blob = bytes(stored[name]) if stored else b""
+        changed = change.histograms.get(name)
+        if changed:  # decoded and encoded again only when the batch changed it (numpy work, per row and histogram)
+            counts = histogram.decode(blob)
+            counts.update(changed)
+            blob = histogram.encode(counts)
+        row[name] = "\\x" + blob.hex()
     return row
 
 
@@ -223,9 +333,13 @@ async def _merged_sets(conn: Connection, tenant_id: uuid.UUID, fold: Fold) -> li
         row = stored.get(key)
         active = BitMap.deserialize(bytes(row["active"])) if row else BitMap()
         created = BitMap.deserialize(bytes(row["created"])) if row else BitMap()
+        size = len(active) + len(created)
         active.update(fold.active.get(key, ()))
         created.update(fold.created.get(key, ()))
-        rows.append({"grain": key[0], "bucket": key[1].isoformat(), "active": _b64(active), "created": _b64(created)})
+        if row is None or len(active) + len(created) > size:  # customers already in the bucket change nothing
+            rows.append(
+                {"grain": key[0], "bucket": key[1].isoformat(), "active": _b64(active), "created": _b64(created)}
+            )
     return rows
 
 

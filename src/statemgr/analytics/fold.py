@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +20,7 @@ from statemgr.analytics import histogram
 NIL = uuid.UUID(int=0)  # the agent_id of a tenant's own rows
 WINDOW = dt.timedelta(hours=24)
 RECENT = dt.timedelta(minutes=5)  # the live view's "messages per second" rows are kept this long
+SEEN_EVERY = dt.timedelta(days=1)  # a customer number's last use is written again once it is this much older
 
 # Counted columns of analytics_rollups (durations: *_n, *_us and a histogram *_h).
 COUNTS = (
@@ -31,12 +33,16 @@ HISTOGRAMS = ("duration_h", "first_response_h", "response_h", "to_delivered_h", 
 Key = tuple[str, dt.datetime, uuid.UUID]  # grain, bucket start, agent (NIL for the tenant)
 
 
-def buckets(at: dt.datetime) -> list[tuple[str, dt.datetime]]:
+def buckets(at: dt.datetime) -> tuple[tuple[str, dt.datetime], ...]:
     """The hour, the UTC day and the UTC week (from Monday) `at` falls in."""
-    at = at.astimezone(dt.UTC)
-    hour = at.replace(minute=0, second=0, microsecond=0)
+    return _hour_buckets(at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_buckets(hour: dt.datetime) -> tuple[tuple[str, dt.datetime], ...]:
+    # Every event asks for its buckets several times (tenant, agent, funnel rows), and a batch spans few hours.
     day = hour.replace(hour=0)
-    return [("h", hour), ("d", day), ("w", day - dt.timedelta(days=day.weekday()))]
+    return (("h", hour), ("d", day), ("w", day - dt.timedelta(days=day.weekday())))
 
 
 def micros(delta: dt.timedelta) -> int:
@@ -96,6 +102,7 @@ class Fold:
     messages: dict[uuid.UUID, Message | None]
     customer_numbers: dict[uuid.UUID, int]
     next_customer: int
+    last_seen: dict[uuid.UUID, dt.datetime] = dataclasses.field(default_factory=dict)  # as loaded, then as written
     rollups: dict[Key, Rollup] = dataclasses.field(default_factory=dict)
     error_codes: collections.Counter[tuple[str, dt.datetime, str]] = dataclasses.field(
         default_factory=collections.Counter
@@ -104,14 +111,17 @@ class Fold:
     created: dict[tuple[str, dt.datetime], set[int]] = dataclasses.field(default_factory=dict)
     open_states: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     recent: collections.Counter[dt.datetime] = dataclasses.field(default_factory=collections.Counter)
-    new_numbers: dict[uuid.UUID, int] = dataclasses.field(default_factory=dict)
+    seen: set[uuid.UUID] = dataclasses.field(default_factory=set)  # customers whose number or last use to write
+    latest: dt.datetime | None = None  # the latest event time folded
     closed: set[uuid.UUID] = dataclasses.field(default_factory=set)
+    moved: set[uuid.UUID] = dataclasses.field(default_factory=set)  # messages whose funnel facts changed
     now: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def apply(self, event_type: str, conversation_id: uuid.UUID | None, payload: dict[str, str]) -> None:
         handler, at = _HANDLERS.get(event_type), _time(payload.get("at"))
         if handler is not None and at is not None:
             handler(self, conversation_id, payload, at)
+            self.latest = at if self.latest is None else max(self.latest, at)
 
     # --- buckets -------------------------------------------------------------------------------------------------
 
@@ -128,11 +138,16 @@ class Fold:
             row = self.rollups[key] = Rollup()
         return row
 
-    def number(self, customer_id: uuid.UUID) -> int:
+    def number(self, customer_id: uuid.UUID, at: dt.datetime) -> int:
+        """The customer's dense number (a new one if unknown, or pruned), noting its use at `at`."""
         found = self.customer_numbers.get(customer_id)
         if found is None:
-            found = self.customer_numbers[customer_id] = self.new_numbers[customer_id] = self.next_customer
+            found = self.customer_numbers[customer_id] = self.next_customer
             self.next_customer += 1
+        last = self.last_seen.get(customer_id)
+        if last is None or at >= last + SEEN_EVERY:
+            self.last_seen[customer_id] = at
+            self.seen.add(customer_id)
         return found
 
     def _mark(self, sets: dict[tuple[str, dt.datetime], set[int]], at: dt.datetime, number: int) -> None:
@@ -216,7 +231,7 @@ class Fold:
         conversation.waiting_since = conversation.waiting_since or at
         conversation.last_inbound_at = at
         if conversation.customer_id is not None:
-            self._mark(self.active, at, self.number(conversation.customer_id))
+            self._mark(self.active, at, self.number(conversation.customer_id, at))
 
     def _outbound(self, conversation: Conversation | None, payload: dict[str, str], at: dt.datetime) -> None:
         agent = conversation.agent_id if conversation else None
@@ -258,6 +273,7 @@ class Fold:
         self._count_funnel(message, message.facts, -1)
         self._count_funnel(message, facts, 1)
         message.facts = facts
+        self.moved.add(message.message_id)
 
     def _count_funnel(self, message: Message, facts: dict[str, Any], sign: int) -> None:
         if not facts:
@@ -279,7 +295,7 @@ class Fold:
         customer_id = _uuid(payload.get("customer_id"))
         if customer_id is None:
             return
-        self._mark(self.created, at, self.number(customer_id))
+        self._mark(self.created, at, self.number(customer_id, at))
         for row in self.rows(at):
             row.add("new_customers")
 
@@ -307,6 +323,18 @@ def _time(value: str | None) -> dt.datetime | None:
 def _uuid(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
+
+# The events whose folding reads or changes the state of their conversation: the consumer loads (and writes back)
+# only those conversations; a status report, the bulk of a log, touches only its message.
+CONVERSATION_EVENTS = frozenset(
+    {
+        "conversation.created",
+        "conversation.state_changed",
+        "conversation.transferred",
+        "conversation.closed",
+        "message.recorded",
+    }
+)
 
 _HANDLERS = {
     "conversation.created": Fold.created_conversation,

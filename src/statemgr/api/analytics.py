@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import psycopg
@@ -19,6 +21,7 @@ from statemgr.api import convert, principal
 from statemgr.app import App
 from statemgr.domain import validation
 from statemgr.domain.errors import InvalidArgument, Unavailable
+from statemgr.store.db import Pipelined
 from statemgr.v1 import analytics_service_pb2 as pb
 from statemgr.v1 import analytics_service_pb2_grpc as pb_grpc
 from statemgr.v1 import conversation_pb2
@@ -41,11 +44,12 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self, request: pb.GetConversationMetricsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConversationMetricsResponse:
         tenant_id = principal.tenant_id()
-        period = await self._period(tenant_id, request.range, request.time_zone)
-        async with self._db.tenant(tenant_id) as conn:
-            totals = await queries.tenant_totals(conn, tenant_id, period)
-            codes = await queries.error_codes(conn, tenant_id, period)
-            open_now = await queries.open_now(conn, tenant_id)
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
+            pending = await queries.tenant_totals(reads.conn, tenant_id, period)
+            pending_codes = await queries.error_codes(reads.conn, tenant_id, period)
+            pending_open = await queries.open_now(reads.conn, tenant_id)
+            await reads.commit()
+            totals, codes, open_now = await pending.result(), await pending_codes.result(), await pending_open.result()
         c = totals.counts
         closed = c["closed"]
         return pb.GetConversationMetricsResponse(
@@ -71,16 +75,17 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self, request: pb.GetConversationVolumeRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConversationVolumeResponse:
         tenant_id = principal.tenant_id()
-        period = await self._period(tenant_id, request.range, request.time_zone)
         size = _bucket_size(request)
         interval = (
             validation.duration(request.interval.seconds, request.interval.nanos, "interval")
             if request.HasField("interval")
             else None
         )
-        starts = periods.bucket_starts(period, size, interval)
-        async with self._db.tenant(tenant_id) as conn:
-            sums = await queries.volume(conn, tenant_id, period, starts)
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
+            starts = periods.bucket_starts(period, size, interval)
+            pending = await queries.volume(reads.conn, tenant_id, period, starts)
+            await reads.commit()
+            sums = await pending.result()
         ends = [*starts[1:], period.end]
         return pb.GetConversationVolumeResponse(
             range=_range(period),
@@ -103,9 +108,10 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
     ) -> pb.GetAgentPerformanceResponse:
         tenant_id = principal.tenant_id()
         agent = validation.parse_uuid(request.agent_id, "agent_id") if request.agent_id else None
-        period = await self._period(tenant_id, request.range, request.time_zone)
-        async with self._db.tenant(tenant_id) as conn:
-            found = await queries.agent_totals(conn, tenant_id, period, agent)
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
+            pending = await queries.agent_totals(reads.conn, tenant_id, period, agent)
+            await reads.commit()
+            found = await pending.result()
         found.sort(key=lambda t: str(t.agent_id))
         return pb.GetAgentPerformanceResponse(range=_range(period), agents=[_agent(t) for t in found])
 
@@ -113,10 +119,11 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self, request: pb.GetCustomerEngagementRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerEngagementResponse:
         tenant_id = principal.tenant_id()
-        period = await self._period(tenant_id, request.range, request.time_zone)
-        async with self._db.tenant(tenant_id) as conn:
-            totals = await queries.tenant_totals(conn, tenant_id, period)
-            customers = await queries.customers(conn, tenant_id, period)
+        async with self._reading(tenant_id, request.range, request.time_zone) as (reads, period):
+            pending = await queries.tenant_totals(reads.conn, tenant_id, period)
+            pending_customers = await queries.customers(reads.conn, tenant_id, period)
+            await reads.commit()
+            totals, customers = await pending.result(), await pending_customers.result()
         c = totals.counts
         return pb.GetCustomerEngagementResponse(
             range=_range(period),
@@ -169,15 +176,21 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 yield update
             await asyncio.sleep(self._app.settings.analytics_live_seconds)
 
-    async def _period(self, tenant_id: uuid.UUID, range_: pb.TimeRange, time_zone: str) -> Period:
-        if not range_.HasField("start_time"):
-            raise InvalidArgument("range.start_time", "is required")
-        if not range_.HasField("end_time"):
-            raise InvalidArgument("range.end_time", "is required")
-        zone = await queries.zone(self._db, tenant_id, time_zone)
-        start = validation.timestamp(range_.start_time.seconds, range_.start_time.nanos, "range.start_time")
-        end = validation.timestamp(range_.end_time.seconds, range_.end_time.nanos, "range.end_time")
-        return periods.period(start, end, zone)
+    @asynccontextmanager
+    async def _reading(
+        self, tenant_id: uuid.UUID, range_: pb.TimeRange, time_zone: str
+    ) -> AsyncIterator[tuple[Pipelined, Period]]:
+        """A pipelined transaction of the tenant, and the period asked for in the request's or the tenant's time zone.
+
+        The tenant's zone is read in this transaction, in the round trip that also carries BEGIN (none when the
+        request names a zone). The body sends its reads, then `commit` sends them with COMMIT, and reads each
+        `Pending.result` while the connection is still its own: two round trips per call, one with a zone in the
+        request.
+        """
+        start, end = _bounds(range_)
+        async with self._db.pipelined(tenant_id) as transaction:
+            zone = await queries.zone(transaction.conn, tenant_id, time_zone)
+            yield transaction, periods.period(start, end, zone)
 
     async def _cache_ok(self) -> bool:
         client = self._app.cache.redis.raw
@@ -202,6 +215,16 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             return False
         writer.close()
         return True
+
+
+def _bounds(range_: pb.TimeRange) -> tuple[dt.datetime, dt.datetime]:
+    if not range_.HasField("start_time"):
+        raise InvalidArgument("range.start_time", "is required")
+    if not range_.HasField("end_time"):
+        raise InvalidArgument("range.end_time", "is required")
+    start = validation.timestamp(range_.start_time.seconds, range_.start_time.nanos, "range.start_time")
+    end = validation.timestamp(range_.end_time.seconds, range_.end_time.nanos, "range.end_time")
+    return start, end
 
 
 def _bucket_size(request: pb.GetConversationVolumeRequest) -> str:

@@ -38,7 +38,7 @@ WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(ids)s::uuid[])
 SELECT * FROM analytics_messages WHERE tenant_id = %(tenant_id)s AND message_id = ANY(%(ids)s::uuid[])
 
 -- name: load_customer_numbers
-SELECT customer_id, number FROM analytics_customer_numbers
+SELECT customer_id, number, last_seen FROM analytics_customer_numbers
 WHERE tenant_id = %(tenant_id)s AND customer_id = ANY(%(ids)s::uuid[])
 
 -- name: load_rollups
@@ -60,7 +60,8 @@ WHERE s.tenant_id = %(tenant_id)s
 -- written whole (the consumer read them first); error codes, open conversations and recent messages as deltas.
 WITH moved AS (
     UPDATE analytics_cursors
-    SET tx_id = %(to_tx)s::xid8, seq = %(to_seq)s, next_customer = %(next_customer)s, updated_at = now()
+    SET tx_id = %(to_tx)s::xid8, seq = %(to_seq)s, next_customer = %(next_customer)s, updated_at = now(),
+        folded_at = greatest(folded_at, %(folded_at)s::timestamptz)
     WHERE tenant_id = %(tenant_id)s AND tx_id = %(from_tx)s::xid8 AND seq = %(from_seq)s
     RETURNING tenant_id
 ), rollups AS (
@@ -106,10 +107,10 @@ WITH moved AS (
     FROM jsonb_to_recordset(%(customer_sets)s) AS x(grain "char", bucket timestamptz, active text, created text), moved
     ON CONFLICT (tenant_id, grain, bucket) DO UPDATE SET active = excluded.active, created = excluded.created
 ), numbers AS (
-    INSERT INTO analytics_customer_numbers (tenant_id, customer_id, number)
-    SELECT moved.tenant_id, x.customer_id, x.number
-    FROM jsonb_to_recordset(%(numbers)s) AS x(customer_id uuid, number integer), moved
-    ON CONFLICT (tenant_id, customer_id) DO NOTHING
+    INSERT INTO analytics_customer_numbers AS a (tenant_id, customer_id, number, last_seen)
+    SELECT moved.tenant_id, x.customer_id, x.number, x.last_seen
+    FROM jsonb_to_recordset(%(numbers)s) AS x(customer_id uuid, number integer, last_seen timestamptz), moved
+    ON CONFLICT (tenant_id, customer_id) DO UPDATE SET last_seen = greatest(a.last_seen, excluded.last_seen)
 ), conversations AS (
     INSERT INTO analytics_conversations
     SELECT r.* FROM jsonb_populate_recordset(NULL::analytics_conversations, %(conversations)s) AS r, moved
@@ -145,6 +146,35 @@ SELECT count(*) AS moved FROM moved
 -- Moves the cursor past events that were pruned before they were folded (counted as a gap, logged).
 UPDATE analytics_cursors SET tx_id = %(to_tx)s::xid8, seq = %(to_seq)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND (tx_id, seq) < (%(to_tx)s::xid8, %(to_seq)s)
+
+-- name: prune_state
+-- One bounded step of pruning the consumer's state, every tenant at once (statemgr.analytics.consumer.prune_state):
+-- outbound messages recorded, and customer numbers last used, longer before the tenant's folded event time than
+-- the bounds. At most `limit` rows of each table; the counts say whether more are waiting.
+WITH old_messages AS (
+    SELECT m.tenant_id, m.message_id FROM analytics_cursors c
+    CROSS JOIN LATERAL (
+        SELECT tenant_id, message_id FROM analytics_messages
+        WHERE tenant_id = c.tenant_id AND recorded_at < c.folded_at - %(message_bound)s::interval
+        LIMIT %(limit)s) AS m
+    LIMIT %(limit)s
+), old_customers AS (
+    SELECT n.tenant_id, n.customer_id FROM analytics_cursors c
+    CROSS JOIN LATERAL (
+        SELECT tenant_id, customer_id FROM analytics_customer_numbers
+        WHERE tenant_id = c.tenant_id AND last_seen < c.folded_at - %(customer_bound)s::interval
+        LIMIT %(limit)s) AS n
+    LIMIT %(limit)s
+), messages AS (
+    DELETE FROM analytics_messages m USING old_messages o
+    WHERE m.tenant_id = o.tenant_id AND m.message_id = o.message_id
+    RETURNING 1
+), customers AS (
+    DELETE FROM analytics_customer_numbers n USING old_customers o
+    WHERE n.tenant_id = o.tenant_id AND n.customer_id = o.customer_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM messages)::int AS messages, (SELECT count(*) FROM customers)::int AS customers
 
 -- name: reset_tenant
 -- Forgets everything folded for a tenant, so the consumer replays its log from the start (statemgr.analytics.consumer
