@@ -10,11 +10,18 @@ Not part of ``make test``; prints figures, judges nothing. About three minutes. 
    rhythm; the histograms, customer bitmaps and per-agent rows are built exactly as the consumer builds them and
    COPYed in, the day rows as the sums of their hours. Then every analytics RPC is called over the whole 90 days
    (and a few over 7 days) sequentially: p50/p95/p99 of each.
-2. Lag. Outbound RecordMessage at 500 calls per second (open loop) for 30 s on another tenant while the consumer
-   runs as the leader's duty; GetSystemHealth is sampled every 100 ms: rollup_lag is the age of the oldest event
-   not yet folded, so its p99 over the samples is the lag's p99.
+2. Lag. Writes at 500 calls per second (open loop) for 30 s on another tenant while the consumer runs as the
+   leader's duty; GetSystemHealth is sampled every 100 ms: rollup_lag is the age of the oldest event not yet
+   folded, so its p99 over the samples is the lag's p99. The writes are what a WhatsApp conversation sends: for
+   each outbound message, its RecordMessage and its delivered and read reports (UpdateMessageStatus), then an
+   inbound RecordMessage; every one writes an event the consumer folds (the delivery funnel, response times).
 3. Cost. The same writes, closed loop (16 callers, 15 s) and open loop (500/s, 15 s), on a server with the
-   consumer and on one without (STATEMGR_ANALYTICS_ENABLED=false): throughput and p50 of each.
+   consumer and on one without (STATEMGR_ANALYTICS_ENABLED=false), both running side by side and measured in
+   turns (with, without, with, without) so that a change in the machine's load falls on both: throughput and p50
+   of each turn, and their medians.
+
+Every server runs as operators run it: 2 workers, metrics on, and the relay publishing every event to this run's
+RabbitMQ exchange with confirms (bench.broker).
 
 Environment: STATEMGR_BENCH_PG_URL (as bench: may create databases).
 """
@@ -40,7 +47,7 @@ import numpy as np
 import psycopg
 from pyroaring import BitMap
 
-from bench import loadgen, statemgr_server
+from bench import broker, loadgen, statemgr_server
 from statemgr.analytics import histogram
 from statemgr.analytics.fold import COUNTS, HISTOGRAMS, NIL
 from statemgr.v1 import (
@@ -299,7 +306,8 @@ async def tenant(channel: grpc.aio.Channel, admin_key: str) -> Metadata:
 
 
 async def writer(channel: grpc.aio.Channel, metadata: Metadata) -> loadgen.Call:
-    """Outbound RecordMessage round-robin over 200 conversations (a write with its event: the hot path)."""
+    """Writes round-robin over 200 conversations, in cycles of four: an outbound RecordMessage, its delivered and
+    read reports (UpdateMessageStatus), an inbound RecordMessage. Each writes an event (the hot path)."""
     conversations = conversation_service_pb2_grpc.ConversationServiceStub(channel)
     messages = message_service_pb2_grpc.MessageServiceStub(channel)
     ids = []
@@ -313,10 +321,19 @@ async def writer(channel: grpc.aio.Channel, metadata: Metadata) -> loadgen.Call:
 
     async def call(i: int) -> None:
         n = next(counter)
+        cycle, step = divmod(n, 4)
+        if step in (1, 2):  # the reports of this cycle's outbound message (parked if they overtake its record)
+            status = message_pb2.MESSAGE_STATUS_DELIVERED if step == 1 else message_pb2.MESSAGE_STATUS_READ
+            report = message_service_pb2.UpdateMessageStatusRequest(
+                whatsapp_message_id=f"wamid.{prefix}.{cycle}.out", status=status
+            )
+            await messages.UpdateMessageStatus(report, metadata=metadata)
+            return
+        outbound = step == 0
         message = message_pb2.Message(
-            conversation_id=ids[n % len(ids)],
-            whatsapp_message_id=f"wamid.{prefix}.{n}",
-            direction=message_pb2.MESSAGE_DIRECTION_OUTBOUND if n % 2 else message_pb2.MESSAGE_DIRECTION_INBOUND,
+            conversation_id=ids[cycle % len(ids)],
+            whatsapp_message_id=f"wamid.{prefix}.{cycle}.{'out' if outbound else 'in'}",
+            direction=message_pb2.MESSAGE_DIRECTION_OUTBOUND if outbound else message_pb2.MESSAGE_DIRECTION_INBOUND,
             content="hello",
         )
         await messages.RecordMessage(message_service_pb2.RecordMessageRequest(message=message), metadata=metadata)
@@ -339,7 +356,7 @@ async def lag_under_load(server: statemgr_server.Server, seconds: float) -> tupl
                 await asyncio.sleep(0.1)
 
         sampler = asyncio.create_task(sample())
-        result = await loadgen.run_open("RecordMessage 500/s", call, 500.0, seconds, 1000)
+        result = await loadgen.run_open("writes 500/s", call, 500.0, seconds, 1000)
         done.set()
         await sampler
     return result, samples
@@ -350,9 +367,20 @@ async def write_cost(server: statemgr_server.Server, seconds: float) -> tuple[lo
         metadata = await tenant(channel, server.admin_key)
         call = await writer(channel, metadata)
         await loadgen.run_closed("warm-up", call, 8, 2.0)
-        closed = await loadgen.run_closed("RecordMessage closed loop x16", call, 16, seconds)
-        opened = await loadgen.run_open("RecordMessage 500/s", call, 500.0, seconds, 1000)
+        closed = await loadgen.run_closed("writes closed loop x16", call, 16, seconds)
+        opened = await loadgen.run_open("writes 500/s", call, 500.0, seconds, 1000)
     return closed, opened
+
+
+async def write_costs(
+    with_consumer: statemgr_server.Server, without: statemgr_server.Server, seconds: float, turns: int = 2
+) -> dict[str, list[tuple[loadgen.Result, loadgen.Result]]]:
+    """write_cost on each server in turns, so that the machine's changing load falls on both alike."""
+    costs: dict[str, list[tuple[loadgen.Result, loadgen.Result]]] = {"with consumer": [], "without": []}
+    for _ in range(turns):
+        costs["with consumer"].append(await write_cost(with_consumer, seconds))
+        costs["without"].append(await write_cost(without, seconds))
+    return costs
 
 
 # --- the run -----------------------------------------------------------------------------------------------------
@@ -368,16 +396,23 @@ def _uptime() -> str:
 
 
 @contextlib.asynccontextmanager
-async def _server(db: statemgr_server.Database, consumer: bool) -> AsyncIterator[statemgr_server.Server]:
+async def _server(
+    db: statemgr_server.Database, exchange: broker.Broker, consumer: bool
+) -> AsyncIterator[statemgr_server.Server]:
     environment = (("STATEMGR_ANALYTICS_ENABLED", "true" if consumer else "false"),)
-    async with statemgr_server.running(db, statemgr_server.Config(workers=2, env=environment)) as server:
+    config = statemgr_server.Config(workers=2, broker=exchange, env=environment)
+    async with statemgr_server.running(db, config) as server:
         yield server
 
 
 async def main(calls: int, seconds: float) -> None:
     print(f"load at start: {_uptime()}")
     end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    async with statemgr_server.database() as db, _server(db, consumer=True) as server:
+    async with (
+        broker.exchange() as exchange,
+        statemgr_server.database() as db,
+        _server(db, exchange, consumer=True) as server,
+    ):
         async with grpc.aio.insecure_channel(server.target) as channel:
             metadata = await tenant(channel, server.admin_key)
             async with await psycopg.AsyncConnection.connect(db.url) as conn:
@@ -404,19 +439,25 @@ async def main(calls: int, seconds: float) -> None:
                 print(f"   {name:52} {statistics.median(times):8.2f} {_pct(times, 0.95):8.2f} {_pct(times, 0.99):8.2f}")
         result, samples = await lag_under_load(server, seconds * 2)
         print(f"\n2. rollup lag while writing at 500/s for {seconds * 2:.0f} s ({len(samples)} samples of rollup_lag)")
+        print("   (writes: outbound RecordMessage, its delivered and read reports, inbound RecordMessage, in turn)")
         print(
             f"   writes: {result.achieved_rate:.0f}/s achieved, p50 {result.p50_ms:.2f} ms, errors {result.errors}; "
             f"lag p50 {_pct(samples, 0.5):.2f} s, p99 {_pct(samples, 0.99):.2f} s, max {max(samples):.2f} s"
         )
-        with_consumer = await write_cost(server, seconds)
-    async with statemgr_server.database() as db, _server(db, consumer=False) as server:
-        without = await write_cost(server, seconds)
-    print("\n3. the hot write path (outbound/inbound RecordMessage), with and without the rollup consumer")
-    for label, (closed, opened) in (("with consumer", with_consumer), ("without", without)):
-        print(
-            f"   {label:14} closed x16: {closed.achieved_rate:7.0f}/s p50 {closed.p50_ms:6.2f} ms | "
-            f"open 500/s: p50 {opened.p50_ms:6.2f} ms p99 {opened.p99_ms:7.2f} ms"
-        )
+        async with statemgr_server.database() as other, _server(other, exchange, consumer=False) as without:
+            costs = await write_costs(server, without, seconds)
+    print("\n3. the hot write path (the same writes), with and without the rollup consumer, in turns")
+    for label, turns in costs.items():
+        for closed, opened in turns:
+            print(
+                f"   {label:14} closed x16: {closed.achieved_rate:7.0f}/s p50 {closed.p50_ms:6.2f} ms | "
+                f"open 500/s: p50 {opened.p50_ms:6.2f} ms p99 {opened.p99_ms:7.2f} ms"
+            )
+    for label, turns in costs.items():
+        rate = statistics.median(closed.achieved_rate for closed, _ in turns)
+        p50 = statistics.median(closed.p50_ms for closed, _ in turns)
+        open_p50 = statistics.median(opened.p50_ms for _, opened in turns)
+        print(f"   median {label:14} closed x16: {rate:7.0f}/s p50 {p50:6.2f} ms | open 500/s: p50 {open_p50:6.2f} ms")
     print(f"\nload at end: {_uptime()}")
 
 

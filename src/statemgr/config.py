@@ -86,8 +86,8 @@ class Settings:
     archive_timeout_seconds: float = 30.0
     retention_interval_seconds: float = 3600.0
     retention_batch_size: int = 100
-    retention_batch_messages: int = 2000
-    retention_pause_ratio: float = 1.0
+    retention_batch_messages: int = 1000
+    retention_pause_ratio: float = 3.0
 
     @property
     def direct_database_url(self) -> str:
