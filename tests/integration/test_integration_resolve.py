@@ -18,6 +18,7 @@ from statemgr.v1 import customer_service_pb2 as cus
 from statemgr.v1 import integration_service_pb2 as ins
 from statemgr.v1 import message_pb2 as pb
 from statemgr.v1 import message_service_pb2 as ms
+from tests.integration import faults
 from tests.integration.conftest import Client, Clients
 from tests.integration.errors import expect
 from tests.integration.test_conversations import CLOSED, create, move
@@ -289,8 +290,10 @@ async def test_a_conversation_opened_meanwhile_restarts_the_resolution_whole(
 async def _until_waiting_on_a_lock(database_url: str, statement: str, bound: float = 10.0) -> None:
     """Waits until a backend running `statement` waits for a lock (the server's call, blocked by the test)."""
     query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s"
-    deadline = asyncio.get_running_loop().time() + bound
     with psycopg.connect(database_url, autocommit=True) as conn:
-        while (row := conn.execute(query, (f"%{statement}%",)).fetchone()) is not None and row[0] == 0:
-            assert asyncio.get_running_loop().time() < deadline, f"no backend ran {statement!r} waiting on a lock"
-            await asyncio.sleep(0.02)
+
+        def waiting() -> bool:
+            row = conn.execute(query, (f"%{statement}%",)).fetchone()
+            return row is not None and row[0] > 0
+
+        await faults.until(waiting, bound, f"a backend running {statement!r} waiting on a lock")
