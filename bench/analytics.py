@@ -45,10 +45,13 @@ from typing import Any
 import grpc
 import numpy as np
 import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from pyroaring import BitMap
 
-from bench import broker, loadgen, statemgr_server
+from bench import broker, loadgen, procfs, statemgr_server
 from statemgr.analytics import histogram
+from statemgr.analytics.consumer import RollupConsumer, _pending, reset
 from statemgr.analytics.fold import COUNTS, HISTOGRAMS, NIL
 from statemgr.v1 import (
     analytics_service_pb2,
@@ -70,6 +73,8 @@ MESSAGES = 10_000_000
 AGENTS = 30
 CUSTOMERS = 400_000
 Metadata = tuple[tuple[str, str], ...]
+FOLD_BATCHES = (150, 1000)  # events per batch: a live round's at about 300 writes/s, a catch-up's
+COST_RATE = 150.0  # the write cost's open loop: a rate these 2 cores sustain in the production configuration
 
 
 # --- phase 1: generated rollups -----------------------------------------------------------------------------------
@@ -362,25 +367,200 @@ async def lag_under_load(server: statemgr_server.Server, seconds: float) -> tupl
     return result, samples
 
 
-async def write_cost(server: statemgr_server.Server, seconds: float) -> tuple[loadgen.Result, loadgen.Result]:
+async def injected_lag(
+    server: statemgr_server.Server, db: statemgr_server.Database, rate: float, seconds: float
+) -> tuple[float, list[float]]:
+    """Diagnostic: the consumer's lag at ``rate`` events per second, the events written straight into a new
+    tenant's log (one per transaction, as a write does) instead of through the service, which these 2 cores
+    cannot drive at 500 writes/s. The events are those the service logged in the lag phase, replayed in their
+    order with fresh ids (each pass over them shifts every id) and their times moved to now, so the fold does
+    the same work as live. The relay publishes them as well, as it would. Returns the rate reached and the
+    rollup_lag samples of the new tenant (GetSystemHealth every 100 ms)."""
     async with grpc.aio.insecure_channel(server.target) as channel:
         metadata = await tenant(channel, server.admin_key)
+        stub = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+        async with await psycopg.AsyncConnection.connect(db.url) as conn:
+            await conn.set_autocommit(True)
+            target = await (await conn.execute("SELECT id FROM tenants ORDER BY created_at DESC LIMIT 1")).fetchone()
+            source = await (
+                await conn.execute(
+                    "SELECT type, conversation_id, payload FROM events WHERE tenant_id = ("
+                    " SELECT tenant_id FROM events GROUP BY tenant_id ORDER BY count(*) DESC LIMIT 1)"
+                    " ORDER BY tx_id, seq"
+                )
+            ).fetchall()
+            assert target is not None and source
+            samples: list[float] = []
+            done = asyncio.Event()
+
+            async def sample() -> None:
+                while not done.is_set():
+                    request = analytics_service_pb2.GetSystemHealthRequest()
+                    health = await stub.GetSystemHealth(request, metadata=metadata)
+                    samples.append(health.rollup_lag.seconds + health.rollup_lag.nanos / 1e9)
+                    await asyncio.sleep(0.1)
+
+            sampler = asyncio.create_task(sample())
+            start, sent = time.perf_counter(), 0
+            first = dt.datetime.fromisoformat(source[0][2]["at"])
+            while (elapsed := time.perf_counter() - start) < seconds:
+                if sent > elapsed * rate:
+                    await asyncio.sleep(sent / rate - elapsed)
+                    continue
+                event_type, conversation_id, payload = source[sent % len(source)]
+                shift = sent // len(source)
+                await conn.execute(
+                    "INSERT INTO events (tenant_id, id, type, conversation_id, payload) VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        target[0],
+                        uuid.uuid4(),
+                        event_type,
+                        _shifted(conversation_id, shift),
+                        Jsonb(_replayed(payload, shift, dt.datetime.now(dt.UTC) - first)),
+                    ),
+                )
+                sent += 1
+            reached = sent / (time.perf_counter() - start)
+            await asyncio.sleep(2.0)  # the last events' lag
+            done.set()
+            await sampler
+    return reached, samples
+
+
+def _shifted(value: Any, shift: int) -> Any:
+    return None if value is None else uuid.UUID(int=uuid.UUID(str(value)).int ^ shift)
+
+
+def _replayed(payload: dict[str, Any], shift: int, moved: dt.timedelta) -> dict[str, Any]:
+    out = dict(payload)
+    for name in ("message_id", "customer_id"):
+        if out.get(name):
+            out[name] = str(_shifted(out[name], shift))
+    for name in ("at", "delivered_at", "read_at"):
+        if out.get(name):
+            out[name] = (dt.datetime.fromisoformat(out[name]) + moved).isoformat()
+    return out
+
+
+async def write_cost(
+    server: statemgr_server.Server, db: statemgr_server.Database, seconds: float, rate: float
+) -> tuple[loadgen.Result, loadgen.Result]:
+    """One turn on one server: open loop at ``rate`` (a rate the machine sustains: its p50 is what a caller
+    sees) then closed loop x16 (throughput), each with the CPU time of the workers, of the database's backends
+    (the server's pools and the leader's connection: the relay's and the consumer's queries) and of the
+    background process (the relay and the consumer)."""
+    async with (
+        grpc.aio.insecure_channel(server.target) as channel,
+        await psycopg.AsyncConnection.connect(db.admin_url, autocommit=True) as admin,
+    ):
+        metadata = await tenant(channel, server.admin_key)
         call = await writer(channel, metadata)
-        await loadgen.run_closed("warm-up", call, 8, 2.0)
-        closed = await loadgen.run_closed("writes closed loop x16", call, 16, seconds)
-        opened = await loadgen.run_open("writes 500/s", call, 500.0, seconds, 1000)
+        case = loadgen.Case("writes", None, "a conversation's write mix", call, probe=server.probe(admin, db))
+        plan = loadgen.Plan(seconds, warmup_s=2.0, rate=rate, concurrency=16, max_outstanding=1000)
+        opened, closed = await loadgen.measure(case, plan)
     return closed, opened
 
 
 async def write_costs(
-    with_consumer: statemgr_server.Server, without: statemgr_server.Server, seconds: float, turns: int = 2
+    servers: dict[str, tuple[statemgr_server.Server, statemgr_server.Database]],
+    seconds: float,
+    rate: float,
+    turns: int,
 ) -> dict[str, list[tuple[loadgen.Result, loadgen.Result]]]:
     """write_cost on each server in turns, so that the machine's changing load falls on both alike."""
-    costs: dict[str, list[tuple[loadgen.Result, loadgen.Result]]] = {"with consumer": [], "without": []}
+    costs: dict[str, list[tuple[loadgen.Result, loadgen.Result]]] = {label: [] for label in servers}
     for _ in range(turns):
-        costs["with consumer"].append(await write_cost(with_consumer, seconds))
-        costs["without"].append(await write_cost(without, seconds))
+        for label, (server, db) in servers.items():
+            costs[label].append(await write_cost(server, db, seconds, rate))
     return costs
+
+
+def cpu_ms_per_write(result: loadgen.Result) -> dict[str, float]:
+    """CPU milliseconds per write of each part (workers, PostgreSQL, background) and in all."""
+    parts = {"workers": result.server_cpu_s, "postgres": result.pg_cpu_s, "background": result.background_cpu_s}
+    per = {name: 1000.0 * (value or 0.0) / max(1, result.ok) for name, value in parts.items()}
+    per["all"] = sum(per.values())
+    return per
+
+
+def report_costs(costs: dict[str, list[tuple[loadgen.Result, loadgen.Result]]], rate: float) -> None:
+    print("\n3. the hot write path (the same writes), with and without the rollup consumer, in turns")
+    print(
+        f"   {'server':14} {'closed x16':>10} {'p50':>8} | {'open':>4} {rate:.0f}/s {'p50':>8} {'p99':>8} |"
+        " CPU ms per write (closed loop): workers + postgres + background = all"
+    )
+    for label, turns in costs.items():
+        for closed, opened in turns:
+            cpu = cpu_ms_per_write(closed)
+            print(
+                f"   {label:14} {closed.achieved_rate:8.0f}/s {closed.p50_ms:6.2f}ms |"
+                f" {opened.achieved_rate:6.0f}/s {opened.p50_ms:6.2f}ms {opened.p99_ms:6.2f}ms |"
+                f" {cpu['workers']:.3f} + {cpu['postgres']:.3f} + {cpu['background']:.3f} = {cpu['all']:.3f}"
+            )
+    medians = {}
+    for label, turns in costs.items():
+        cpu = {
+            k: statistics.median(cpu_ms_per_write(c)[k] for c, _ in turns) for k in ("background", "postgres", "all")
+        }
+        medians[label] = (
+            statistics.median(c.achieved_rate for c, _ in turns),
+            statistics.median(c.p50_ms for c, _ in turns),
+            statistics.median(o.p50_ms for _, o in turns),
+            cpu,
+        )
+        rate_c, p50_c, p50_o, _ = medians[label]
+        print(
+            f"   median {label:14} closed x16: {rate_c:6.0f}/s p50 {p50_c:6.2f} ms | open: p50 {p50_o:6.2f} ms |"
+            f" CPU {cpu['all']:.3f} ms per write"
+        )
+    (r1, c1, o1, cpu1), (r0, c0, o0, cpu0) = medians.values()
+    print(
+        f"   with / without: throughput {r1 / r0 - 1:+.1%}, closed p50 {c1 / c0 - 1:+.1%}, open p50 {o1 / o0 - 1:+.1%};"
+        f" the consumer's CPU per write: background {cpu1['background'] - cpu0['background']:+.3f} ms,"
+        f" postgres {cpu1['postgres'] - cpu0['postgres']:+.3f} ms, all {cpu1['all'] / cpu0['all'] - 1:+.1%}"
+    )
+
+
+async def fold_cost(url: str, batch: int) -> tuple[int, int, float, float]:
+    """The consumer's own CPU per event, measured apart: the events the server without the consumer logged,
+    folded from the start by a RollupConsumer in this process in batches of ``batch`` (the live consumer folds
+    what a poll interval brought: at 300 writes/s and 0.5 s, about 150 events a batch). Returns events, batches,
+    this process's CPU seconds (the consumer's Python) and its backend's (the consumer's queries)."""
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
+    try:
+        await conn.execute("SET ROLE statemgr_relay")
+        for cursor in await (await conn.execute("SELECT tenant_id FROM analytics_cursors")).fetchall():
+            await reset(conn, cursor["tenant_id"])  # a replay from the start of the log
+        row = await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
+        backend = int(row["pid"]) if row else 0
+        consumer = RollupConsumer(batch_size=batch)
+        events = batches = 0
+        python, pg = time.process_time(), procfs.cpu_seconds([backend])
+        while True:
+            folded = [await consumer.fold_batch(conn, cursor) for cursor in await _pending(conn)]
+            if not any(folded):
+                break
+            events, batches = events + sum(folded), batches + sum(1 for n in folded if n)
+        return events, batches, time.process_time() - python, procfs.cpu_seconds([backend]) - pg
+    finally:
+        await conn.close()
+
+
+def report_folds(
+    folds: list[tuple[int, int, float, float]], without: list[tuple[loadgen.Result, loadgen.Result]]
+) -> None:
+    write = statistics.median(cpu_ms_per_write(closed)["all"] for closed, _ in without)
+    print(
+        f"\n   the consumer's own CPU, folding the logged events again apart (a write logs one event; a write"
+        f" costs {write:.3f} ms of CPU without the consumer):"
+    )
+    for events, batches, python, pg in folds:
+        per = 1000.0 * (python + pg) / max(1, events)
+        print(
+            f"   {events:7} events in {batches:4} batches of up to {events // max(1, batches):4}:"
+            f" {1000 * python / max(1, events):.3f} ms Python + {1000 * pg / max(1, events):.3f} ms PostgreSQL"
+            f" = {per:.3f} ms per event ({per / write:.1%} of a write)"
+        )
 
 
 # --- the run -----------------------------------------------------------------------------------------------------
@@ -405,60 +585,67 @@ async def _server(
         yield server
 
 
-async def main(calls: int, seconds: float) -> None:
+async def main(calls: int, seconds: float, turns: int, phases: set[str]) -> None:
     print(f"load at start: {_uptime()}")
-    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     async with (
         broker.exchange() as exchange,
         statemgr_server.database() as db,
         _server(db, exchange, consumer=True) as server,
     ):
-        async with grpc.aio.insecure_channel(server.target) as channel:
-            metadata = await tenant(channel, server.admin_key)
-            async with await psycopg.AsyncConnection.connect(db.url) as conn:
-                row = await (await conn.execute("SELECT id FROM tenants ORDER BY created_at DESC LIMIT 1")).fetchone()
-            assert row is not None
-            count, took = await load(db.url, str(row[0]), end)
-            print(f"\n1. reads over {DAYS} days: {count} rollup rows generated and loaded in {took:.0f} s")
-            stub = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
-            metrics = await stub.GetConversationMetrics(
-                analytics_service_pb2.GetConversationMetricsRequest(
-                    range=analytics_service_pb2.TimeRange(
-                        start_time=_ts(end - dt.timedelta(days=DAYS)), end_time=_ts(end)
-                    )
-                ),
-                metadata=metadata,
-            )
-            print(
-                f"   the tenant's figures: {metrics.opened_conversations} conversations opened, "
-                f"{metrics.delivery.sent} outbound messages, response p90 {metrics.response.p90.ToTimedelta()}"
-            )
-            figures = await read_latencies(stub, metadata, end, calls)
-            print(f"   {'RPC':52} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({calls} sequential calls each)")
-            for name, times in figures.items():
-                print(f"   {name:52} {statistics.median(times):8.2f} {_pct(times, 0.95):8.2f} {_pct(times, 0.99):8.2f}")
-        result, samples = await lag_under_load(server, seconds * 2)
-        print(f"\n2. rollup lag while writing at 500/s for {seconds * 2:.0f} s ({len(samples)} samples of rollup_lag)")
-        print("   (writes: outbound RecordMessage, its delivered and read reports, inbound RecordMessage, in turn)")
-        print(
-            f"   writes: {result.achieved_rate:.0f}/s achieved, p50 {result.p50_ms:.2f} ms, errors {result.errors}; "
-            f"lag p50 {_pct(samples, 0.5):.2f} s, p99 {_pct(samples, 0.99):.2f} s, max {max(samples):.2f} s"
-        )
-        async with statemgr_server.database() as other, _server(other, exchange, consumer=False) as without:
-            costs = await write_costs(server, without, seconds)
-    print("\n3. the hot write path (the same writes), with and without the rollup consumer, in turns")
-    for label, turns in costs.items():
-        for closed, opened in turns:
-            print(
-                f"   {label:14} closed x16: {closed.achieved_rate:7.0f}/s p50 {closed.p50_ms:6.2f} ms | "
-                f"open 500/s: p50 {opened.p50_ms:6.2f} ms p99 {opened.p99_ms:7.2f} ms"
-            )
-    for label, turns in costs.items():
-        rate = statistics.median(closed.achieved_rate for closed, _ in turns)
-        p50 = statistics.median(closed.p50_ms for closed, _ in turns)
-        open_p50 = statistics.median(opened.p50_ms for _, opened in turns)
-        print(f"   median {label:14} closed x16: {rate:7.0f}/s p50 {p50:6.2f} ms | open 500/s: p50 {open_p50:6.2f} ms")
+        if "reads" in phases:
+            await reads(server, db, calls)
+        if "lag" in phases:
+            await lag(server, db, seconds)
+        if "cost" in phases:
+            async with statemgr_server.database() as other, _server(other, exchange, consumer=False) as without:
+                servers = {"with consumer": (server, db), "without": (without, other)}
+                costs = await write_costs(servers, seconds, COST_RATE, turns)
+                folds = [await fold_cost(other.url, batch) for batch in FOLD_BATCHES]
+            report_costs(costs, COST_RATE)
+            report_folds(folds, costs["without"])
     print(f"\nload at end: {_uptime()}")
+
+
+async def reads(server: statemgr_server.Server, db: statemgr_server.Database, calls: int) -> None:
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        metadata = await tenant(channel, server.admin_key)
+        async with await psycopg.AsyncConnection.connect(db.url) as conn:
+            row = await (await conn.execute("SELECT id FROM tenants ORDER BY created_at DESC LIMIT 1")).fetchone()
+        assert row is not None
+        count, took = await load(db.url, str(row[0]), end)
+        print(f"\n1. reads over {DAYS} days: {count} rollup rows generated and loaded in {took:.0f} s")
+        stub = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+        metrics = await stub.GetConversationMetrics(
+            analytics_service_pb2.GetConversationMetricsRequest(
+                range=analytics_service_pb2.TimeRange(start_time=_ts(end - dt.timedelta(days=DAYS)), end_time=_ts(end))
+            ),
+            metadata=metadata,
+        )
+        print(
+            f"   the tenant's figures: {metrics.opened_conversations} conversations opened, "
+            f"{metrics.delivery.sent} outbound messages, response p90 {metrics.response.p90.ToTimedelta()}"
+        )
+        figures = await read_latencies(stub, metadata, end, calls)
+    print(f"   {'RPC':52} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({calls} sequential calls each)")
+    for name, times in figures.items():
+        print(f"   {name:52} {statistics.median(times):8.2f} {_pct(times, 0.95):8.2f} {_pct(times, 0.99):8.2f}")
+
+
+async def lag(server: statemgr_server.Server, db: statemgr_server.Database, seconds: float) -> None:
+    result, samples = await lag_under_load(server, seconds * 2)
+    print(f"\n2. rollup lag while writing at 500/s for {seconds * 2:.0f} s ({len(samples)} samples of rollup_lag)")
+    print("   (writes: outbound RecordMessage, its delivered and read reports, inbound RecordMessage, in turn)")
+    print(
+        f"   writes: {result.achieved_rate:.0f}/s achieved, p50 {result.p50_ms:.2f} ms, errors {result.errors}; "
+        f"lag p50 {_pct(samples, 0.5):.2f} s, p99 {_pct(samples, 0.99):.2f} s, max {max(samples):.2f} s"
+    )
+    reached, samples = await injected_lag(server, db, 500.0, seconds * 2)
+    print(
+        f"   diagnostic, events written straight into a new tenant's log at 500/s (one per transaction; the fold's"
+        f" work as live): {reached:.0f} events/s reached; lag p50 {_pct(samples, 0.5):.2f} s,"
+        f" p99 {_pct(samples, 0.99):.2f} s, max {max(samples):.2f} s ({len(samples)} samples)"
+    )
 
 
 def _ts(value: dt.datetime) -> Any:
@@ -473,5 +660,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=100, help="sequential calls per read RPC")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per write run (the lag run: twice)")
+    parser.add_argument("--turns", type=int, default=3, help="turns of the write cost on each server")
+    parser.add_argument(
+        "--phases", default="reads,lag,cost", help="which phases to run, comma separated: reads, lag, cost"
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.calls, options.seconds))
+    asyncio.run(main(options.calls, options.seconds, options.turns, set(options.phases.split(","))))
