@@ -204,3 +204,59 @@ async def test_batches_are_bounded_by_messages_as_well_as_conversations(
         assert lf.live_ids(conn, tenant) == set()
     # the long conversation alone (over the bound, oldest first), then two conversations (4 messages) a batch
     assert sizes == [(1, 40)] + [(2, 4)] * 6
+
+
+class _ReportWhileWriting(ArchiveStore):
+    """The real store, with a late status report committed by another connection while the batch holding its
+    message is being written (between the batch's read and its purge)."""
+
+    def __init__(self, settings: Settings, message_id: uuid.UUID) -> None:
+        super().__init__(settings.archive_url, settings.archive_s3_endpoint)
+        self._database_url = settings.database_url
+        self._message_id = message_id
+        self.reported = False
+
+    async def put(self, key: str, data: bytes) -> None:
+        if not self.reported and "/messages/" in key:
+            self.reported = True
+            with lf.admin(self._database_url) as conn:
+                conn.execute("UPDATE messages SET status = 'read' WHERE id = %s", (self._message_id,))
+        await super().put(key, data)
+
+
+async def test_a_row_changed_while_its_batch_is_written_abandons_the_batch_then_archives_the_change(
+    archive_settings: Settings, db: Database
+) -> None:
+    with lf.admin(archive_settings.database_url) as conn:
+        tenant = lf.insert_tenant(conn, closed_retention_days=30)
+        lf.seed_closed(conn, tenant, 3, closed_days_ago=60, tag=OLD)
+        row = conn.execute(
+            "SELECT id FROM messages WHERE tenant_id = %s AND direction = 'outbound' ORDER BY id LIMIT 1", (tenant,)
+        ).fetchone()
+        assert row is not None
+        changed = row[0]
+    store = _ReportWhileWriting(archive_settings, changed)
+    job = RetentionJob(archive_settings, db, store)
+    async with job.started():
+        summary = await job.run_once(tenant_id=tenant)
+
+    assert store.reported and summary.ok
+    mine = summary.tenants[0]
+    assert mine.abandoned == 1 and mine.conversations == 3  # the batch again, with the report, in the same run
+    with lf.admin(archive_settings.database_url) as conn:
+        states = conn.execute(
+            "SELECT state, count(*) FROM archive_batches WHERE tenant_id = %s GROUP BY state ORDER BY state", (tenant,)
+        ).fetchall()
+        abandoned = conn.execute(
+            "SELECT id FROM archive_batches WHERE tenant_id = %s AND state = 'abandoned'", (tenant,)
+        ).fetchone()
+        assert lf.live_ids(conn, tenant) == set()
+    assert states == [("abandoned", 1), ("archived", 1)]
+    assert abandoned is not None
+    keys = await store.keys(f"tenant={tenant}")
+    assert keys and not [key for key in keys if str(abandoned[0]) in key]  # its objects are gone
+    archived = await lf.archived_tables(store, tenant)
+    assert set(archived) == set(TABLES)
+    messages = {uuid.UUID(m["id"]): m for m in lf.rows_of(archived["messages"])}
+    assert len(messages) == 6 and messages[changed]["status"] == "read"
+    assert "row_version" not in messages[changed]  # the version is the fingerprint's, not part of the archive

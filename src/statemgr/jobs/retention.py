@@ -6,11 +6,12 @@ STATEMGR_RETENTION_BATCH_MESSAGES messages (the rows that dominate a batch: each
 so every transaction of a batch is short whatever the conversations' lengths. Each batch is:
 
 1. claimed: a pending batch row and the conversations' places (archived_conversations) in one short transaction;
-2. read: a fingerprint of its rows (count and xmin sum per table), then the rows, per table;
+2. read: its rows, per table, with their fingerprint (count and sum of row versions, xmin, per table);
 3. written as Parquet objects, each read back and checked (row count, SHA-256);
-4. finished in one transaction: the conversations locked, the fingerprint compared (a changed row abandons the
-   batch: its objects are deleted and its conversations are free for a later batch), the manifest recorded, the
-   rows deleted, the batch marked archived.
+4. finished in one transaction: the conversations locked, the rows deleted (children first), each table's delete
+   returning the fingerprint of what it deleted; a fingerprint that differs from the one read (a row changed
+   meanwhile) rolls the deletes back and abandons the batch (its objects are deleted and its conversations are
+   free for a later batch); else the manifest is recorded and the batch marked archived.
 
 A crash anywhere leaves the batch pending: the next run redoes it under the same id and object keys, so nothing is
 lost and nothing is archived twice. An unreachable archive store stops the tenant's run before any delete.
@@ -29,7 +30,7 @@ import dataclasses
 import datetime as dt
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import psycopg
 import structlog
@@ -41,7 +42,7 @@ from statemgr.jobs.archive_store import ArchiveStore, ArchiveUnavailable, object
 from statemgr.jobs.erasure import Eraser
 from statemgr.store import lifecycle as store
 from statemgr.store.db import Connection, Database
-from statemgr.store.lifecycle import TABLES, Batch, Columns, Policy, StoredObject
+from statemgr.store.lifecycle import TABLES, Batch, Columns, Policy, StoredObject, Versions
 
 _log = structlog.get_logger("statemgr.jobs.retention")
 
@@ -190,13 +191,15 @@ class RetentionJob:
             await self._archive(tenant_id, batch, ids, summary, progress)
         while summary.abandoned < _MAX_ABANDONED:
             batch = Batch(uuid.uuid4(), dt.datetime.now(dt.UTC).date())
-            async with store.transaction(self._db, tenant_id) as conn:
-                ids = await store.claim_batch(
-                    conn, tenant_id, batch, policy.closed_conversation_retention, self._batch_size, self._batch_messages
-                )
+            started = time.monotonic()
+            with _step("claim"):
+                async with store.transaction(self._db, tenant_id) as conn:
+                    retention = policy.closed_conversation_retention
+                    ids = await store.claim_batch(
+                        conn, tenant_id, batch, retention, self._batch_size, self._batch_messages
+                    )
             if not ids:
                 return
-            started = time.monotonic()
             await self._archive(tenant_id, batch, ids, summary, progress)
             await self._pause(time.monotonic() - started)
 
@@ -214,13 +217,16 @@ class RetentionJob:
         summary: TenantSummary,
         progress: Progress | None,
     ) -> None:
-        async with store.transaction(self._db, tenant_id) as conn:
-            fingerprint = await store.fingerprint(conn, tenant_id, ids)
-            tables = {table: await store.read_table(conn, table, tenant_id, ids) for table in TABLES}
-        stored = await asyncio.gather(
-            *(self._write(tenant_id, batch, table, columns) for table, columns in tables.items())
-        )
-        if not await self._finish(tenant_id, batch, ids, fingerprint, stored):
+        with _step("read"):
+            async with store.transaction(self._db, tenant_id) as conn:
+                tables = {table: await store.read_table(conn, table, tenant_id, ids) for table in TABLES}
+        with _step("write"):
+            stored = await asyncio.gather(
+                *(self._write(tenant_id, batch, table, columns) for table, columns in tables.items())
+            )
+        with _step("finish"):
+            finished = await self._finish(tenant_id, batch, ids, _fingerprint(tables), stored)
+        if not finished:
             summary.abandoned += 1
             metrics.BATCHES.labels("abandoned").inc()
             _log.info("archive_batch_abandoned", tenant_id=str(tenant_id), batch_id=str(batch.id))
@@ -234,28 +240,44 @@ class RetentionJob:
         """Writes one table's rows, reads them back and checks them; the manifest entry of the verified object."""
         key = object_key(tenant_id, batch.archive_date, table, batch.id)
         metadata = {"statemgr.tenant_id": str(tenant_id), "statemgr.batch_id": str(batch.id), "statemgr.table": table}
-        data = parquet.encode(columns, metadata)
+        # Off the event loop: in the background process the relay and the consumer share it with this job.
+        data = await asyncio.to_thread(parquet.encode, columns, metadata)
         await self._store.put(key, data)
-        return parquet.verified(key, table, data, await self._store.get(key), len(columns.rows))
+        read_back = await self._store.get(key)
+        return await asyncio.to_thread(parquet.verified, key, table, data, read_back, len(columns.rows))
 
     async def _finish(
-        self, tenant_id: uuid.UUID, batch: Batch, ids: list[uuid.UUID], fingerprint: str, stored: list[StoredObject]
+        self,
+        tenant_id: uuid.UUID,
+        batch: Batch,
+        ids: list[uuid.UUID],
+        fingerprint: dict[str, Versions],
+        stored: list[StoredObject],
     ) -> bool:
         """Records the manifest and deletes the rows, if they are as they were read; else abandons the batch."""
+        try:
+            async with store.transaction(self._db, tenant_id) as conn:
+                if await store.lock_batch(conn, tenant_id, batch.id) != "pending":
+                    return True  # another run finished it meanwhile
+                await store.lock_conversations(conn, tenant_id, ids)
+                if await store.purge_batch_rows(conn, tenant_id, ids) != fingerprint:
+                    raise _RowsChanged  # rolls the purge back
+                for obj in stored:
+                    await store.record_object(conn, tenant_id, batch.id, obj)
+                await store.mark_archived(conn, tenant_id, batch.id)
+        except _RowsChanged:
+            await self._abandon(tenant_id, batch, stored)
+            return False
+        return True
+
+    async def _abandon(self, tenant_id: uuid.UUID, batch: Batch, stored: list[StoredObject]) -> None:
+        """Deletes the batch's objects and frees its conversations for a later batch."""
         async with store.transaction(self._db, tenant_id) as conn:
             if await store.lock_batch(conn, tenant_id, batch.id) != "pending":
-                return True  # another run finished it meanwhile
-            await store.lock_conversations(conn, tenant_id, ids)
-            if await store.fingerprint(conn, tenant_id, ids) != fingerprint:
-                for obj in stored:
-                    await self._store.delete(obj.object_key)
-                await store.abandon_batch(conn, tenant_id, batch.id)
-                return False
+                return
             for obj in stored:
-                await store.record_object(conn, tenant_id, batch.id, obj)
-            await store.delete_batch_rows(conn, tenant_id, ids)
-            await store.mark_archived(conn, tenant_id, batch.id)
-        return True
+                await self._store.delete(obj.object_key)
+            await store.abandon_batch(conn, tenant_id, batch.id)
 
     async def _expire(self, policy: Policy, summary: TenantSummary) -> None:
         tenant_id = policy.tenant_id
@@ -273,6 +295,23 @@ class RetentionJob:
                 metrics.BATCHES.labels("expired").inc()
             if len(batches) < _EXPIRE_PAGE:
                 return
+
+
+class _RowsChanged(Exception):
+    """A batch's rows changed between their reading and their purge."""
+
+
+def _fingerprint(tables: dict[str, Columns]) -> dict[str, Versions]:
+    return {table: columns.versions for table, columns in tables.items()}
+
+
+@contextlib.contextmanager
+def _step(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.BATCH_STEP_SECONDS.labels(name).observe(time.perf_counter() - started)
 
 
 def _count(summary: TenantSummary, tables: dict[str, Columns], stored: list[StoredObject]) -> None:

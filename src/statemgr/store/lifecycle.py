@@ -46,13 +46,18 @@ class Batch:
     archive_date: dt.date
 
 
+Versions = tuple[int, int]
+"""A table's share of a batch's fingerprint: its rows' count and the sum of their versions (xmin)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Columns:
-    """Rows of one table as read: column names, PostgreSQL type names, and the rows as tuples."""
+    """Rows of one table as read: column names, PostgreSQL type names, the rows as tuples, and their Versions."""
 
     names: list[str]
     types: list[str]
     rows: list[tuple[Any, ...]]
+    versions: Versions = (0, 0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,24 +124,20 @@ async def batch_conversations(conn: Connection, tenant_id: uuid.UUID, batch_id: 
     return [row["conversation_id"] for row in rows]
 
 
-async def fingerprint(conn: Connection, tenant_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]) -> str:
-    params = {"tenant_id": tenant_id, "conversation_ids": list(conversation_ids)}
-    row = await (await conn.execute(Q["batch_fingerprint"], params)).fetchone()
-    return str(row["fingerprint"]) if row else ""
-
-
 async def read_table(
     conn: Connection, table: str, tenant_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
 ) -> Columns:
-    """The rows of `table` that belong to the conversations, as tuples (no dict per row: batches are large)."""
+    """The rows of `table` that belong to the conversations, as tuples (no dict per row: batches are large), with
+    their Versions (the query reads each row's version last; it is not part of the archived row)."""
     params = {"tenant_id": tenant_id, "conversation_ids": list(conversation_ids)}
     async with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
         await cursor.execute(Q[f"archive_{table}"], params)
-        rows = await cursor.fetchall()
-        description = cursor.description or []
+        read = await cursor.fetchall()
+        description = (cursor.description or [])[:-1]
     names = [column.name for column in description]
     types = [_type_name(conn, column.type_code) for column in description]
-    return Columns(names, types, rows)
+    versions = (len(read), sum(row[-1] for row in read))
+    return Columns(names, types, [row[:-1] for row in read], versions)
 
 
 def _type_name(conn: Connection, oid: int) -> str:
@@ -162,12 +163,17 @@ async def record_object(conn: Connection, tenant_id: uuid.UUID, batch_id: uuid.U
     await conn.execute(Q["record_object"], params)
 
 
-async def delete_batch_rows(conn: Connection, tenant_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]) -> None:
-    """Deletes the conversations and everything that belongs to them (parked reports first: they match by the
-    messages' ids)."""
+async def purge_batch_rows(
+    conn: Connection, tenant_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
+) -> dict[str, Versions]:
+    """Deletes the conversations and everything that belongs to them, children first; the Versions of what each
+    table lost."""
     params = {"tenant_id": tenant_id, "conversation_ids": list(conversation_ids)}
-    await conn.execute(Q["delete_parked_of_batch"], params)
-    await conn.execute(Q["delete_conversations"], params)
+    purged: dict[str, Versions] = {}
+    for table in reversed(TABLES):  # parked reports first: they are matched by their messages' ids
+        row = await (await conn.execute(Q[f"purge_{table}"], params)).fetchone()
+        purged[table] = (int(row["row_count"]), int(row["version_sum"])) if row else (0, 0)
+    return purged
 
 
 async def mark_archived(conn: Connection, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> None:

@@ -69,66 +69,45 @@ SELECT conversation_id FROM archived_conversations
 WHERE tenant_id = %(tenant_id)s AND batch_id = %(batch_id)s
 ORDER BY conversation_id
 
--- name: batch_fingerprint
--- Row count and the sum of the row versions' xmin of every table a batch archives: any insert, update or delete
--- of its rows changes it (an update gives the row a newer xmin). Taken before the rows are read, compared again
--- under the conversations' locks before they are deleted.
-WITH msg AS (
-    SELECT whatsapp_message_id, genesys_message_id, xmin::text::bigint AS x FROM messages
-    WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
-)
-SELECT concat_ws(' ',
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM conversations
-     WHERE tenant_id = %(tenant_id)s AND id = ANY(%(conversation_ids)s::uuid[])),
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM conversation_state_transitions
-     WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])),
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM conversation_assignments
-     WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])),
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM conversation_genesys_ids
-     WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])),
-    (SELECT count(*) || ':' || coalesce(sum(x), 0) FROM msg),
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM message_status_history
-     WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])),
-    (SELECT count(*) || ':' || coalesce(sum(p.xmin::text::bigint), 0) FROM parked_statuses p
-     WHERE p.tenant_id = %(tenant_id)s
-       AND (p.whatsapp_message_id IN (SELECT whatsapp_message_id FROM msg)
-            OR p.genesys_message_id IN (SELECT genesys_message_id FROM msg)))
-) AS fingerprint
+-- The archive_* queries read a batch's rows, each with its row version (xmin) last: the job sums the versions and
+-- counts the rows per table (the batch's fingerprint), and compares them with what the purge_* queries delete under
+-- the conversations' locks: any insert, update or delete of a batch's row in between changes them (an update gives
+-- the row a newer xmin), and the batch is abandoned instead.
 
 -- name: archive_conversations
-SELECT * FROM conversations
+SELECT *, xmin::text::bigint AS row_version FROM conversations
 WHERE tenant_id = %(tenant_id)s AND id = ANY(%(conversation_ids)s::uuid[])
 ORDER BY id
 
 -- name: archive_conversation_state_transitions
-SELECT * FROM conversation_state_transitions
+SELECT *, xmin::text::bigint AS row_version FROM conversation_state_transitions
 WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
 ORDER BY conversation_id, changed_at, id
 
 -- name: archive_conversation_assignments
-SELECT * FROM conversation_assignments
+SELECT *, xmin::text::bigint AS row_version FROM conversation_assignments
 WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
 ORDER BY conversation_id, assigned_at, id
 
 -- name: archive_conversation_genesys_ids
-SELECT * FROM conversation_genesys_ids
+SELECT *, xmin::text::bigint AS row_version FROM conversation_genesys_ids
 WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
 ORDER BY conversation_id, mapped_at, id
 
 -- name: archive_messages
-SELECT * FROM messages
+SELECT *, xmin::text::bigint AS row_version FROM messages
 WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
 ORDER BY conversation_id, created_at, id
 
 -- name: archive_message_status_history
-SELECT * FROM message_status_history
+SELECT *, xmin::text::bigint AS row_version FROM message_status_history
 WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
 ORDER BY id
 
 -- name: archive_parked_statuses
 -- Reports parked under a provider id of one of the batch's messages (one that arrived after the message lost the
 -- id, or for its other id).
-SELECT p.* FROM parked_statuses p
+SELECT p.*, p.xmin::text::bigint AS row_version FROM parked_statuses p
 WHERE p.tenant_id = %(tenant_id)s
   AND (p.whatsapp_message_id IN (
            SELECT whatsapp_message_id FROM messages
@@ -167,10 +146,65 @@ WHERE p.tenant_id = %(tenant_id)s
            SELECT genesys_message_id FROM messages
            WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])))
 
--- name: delete_conversations
--- Their transitions, assignments, Genesys ids, messages and status history go with them (ON DELETE CASCADE).
-DELETE FROM conversations
-WHERE tenant_id = %(tenant_id)s AND id = ANY(%(conversation_ids)s::uuid[])
+-- The purge_* queries delete a batch's rows, children first (so no ON DELETE CASCADE has rows left to find), each
+-- returning the count and version sum of what it deleted, to be compared with what was read (see archive_*).
+
+-- name: purge_parked_statuses
+-- Before the messages: reports are matched by their provider ids.
+WITH gone AS (
+    DELETE FROM parked_statuses p
+    WHERE p.tenant_id = %(tenant_id)s
+      AND (p.whatsapp_message_id IN (
+               SELECT whatsapp_message_id FROM messages
+               WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[]))
+           OR p.genesys_message_id IN (
+               SELECT genesys_message_id FROM messages
+               WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])))
+    RETURNING p.xmin
+)
+SELECT count(*) AS row_count, coalesce(sum(xmin::text::bigint), 0) AS version_sum FROM gone
+
+-- name: purge_message_status_history
+WITH gone AS (
+    DELETE FROM message_status_history WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
+    RETURNING xmin
+)
+SELECT count(*) AS row_count, coalesce(sum(xmin::text::bigint), 0) AS version_sum FROM gone
+
+-- name: purge_messages
+WITH gone AS (
+    DELETE FROM messages WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
+    RETURNING xmin
+)
+SELECT count(*) AS row_count, coalesce(sum(xmin::text::bigint), 0) AS version_sum FROM gone
+
+-- name: purge_conversation_genesys_ids
+WITH gone AS (
+    DELETE FROM conversation_genesys_ids WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
+    RETURNING xmin
+)
+SELECT count(*) AS row_count, coalesce(sum(xmin::text::bigint), 0) AS version_sum FROM gone
+
+-- name: purge_conversation_assignments
+WITH gone AS (
+    DELETE FROM conversation_assignments WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
+    RETURNING xmin
+)
+SELECT count(*) AS row_count, coalesce(sum(xmin::text::bigint), 0) AS version_sum FROM gone
+
+-- name: purge_conversation_state_transitions
+WITH gone AS (
+    DELETE FROM conversation_state_transitions WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])
+    RETURNING xmin
+)
+SELECT count(*) AS row_count, coalesce(sum(xmin::text::bigint), 0) AS version_sum FROM gone
+
+-- name: purge_conversations
+WITH gone AS (
+    DELETE FROM conversations WHERE tenant_id = %(tenant_id)s AND id = ANY(%(conversation_ids)s::uuid[])
+    RETURNING xmin
+)
+SELECT count(*) AS row_count, coalesce(sum(xmin::text::bigint), 0) AS version_sum FROM gone
 
 -- name: mark_archived
 UPDATE archive_batches SET state = 'archived', archived_at = now()
