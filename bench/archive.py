@@ -10,12 +10,13 @@ process, Redis, metrics on, the relay publishing every event to this run's Rabbi
 
 1. Seeds one tenant with closed conversations past retention holding `--messages` messages (and as many status
    history rows) with SQL generate_series, its retention held at 10 years meanwhile so that nothing is due yet.
-2. Prepares the hot path's work: 500 customers with an open conversation and 200 messages to report on (each
-   reported DELIVERED and READ once), all through the API.
+2. Prepares the hot path's work through the API: 500 customers with an open conversation (ResolveInbound) and
+   8,000 outbound messages in their conversations (RecordMessage) to report on.
 3. Drives ResolveInbound and UpdateMessageStatus at `--rate` calls per second each, open loop (latency counted from
    each call's scheduled slot, over one connection per worker), in three phases doing the same work: 1 ResolveInbound
    in 10 is a new customer, the other 9 an inbound message from the pool (round robin); UpdateMessageStatus
-   alternates DELIVERED and READ over the 200 messages (each report repeats one already applied).
+   reports each prepared message DELIVERED, then READ, once each, so every report changes its message (a row
+   updated, a history row and an event written) as WhatsApp's receipts do.
    - before: alone for `--duration` seconds, once no autovacuum worker is busy with the seeded rows (the baseline);
    - while archiving: the tenant's retention is set to 30 days (UpdateRetentionPolicy) and the job runs; the phase
      starts when its first batch appears and ends when every seeded conversation is archived;
@@ -69,7 +70,7 @@ WORKERS = 2
 PER_CONVERSATION = 100
 POOL = 500  # customers with an open conversation, prepared before the first phase
 NEW_EVERY = 10  # one ResolveInbound in NEW_EVERY is a new customer
-REPORTED = 200  # messages UpdateMessageStatus reports on
+REPORTED = 8_000  # outbound messages UpdateMessageStatus reports on (each twice): enough for 800 s at 20/s
 STATUSES = (message_pb2.MESSAGE_STATUS_DELIVERED, message_pb2.MESSAGE_STATUS_READ)
 DUTY_INTERVAL_S = 5
 HELD = dt.timedelta(days=3650)  # the tenant's retention until the archive phase: nothing seeded is due
@@ -219,21 +220,34 @@ def _seed(url: str, tenant_id: uuid.UUID, messages: int) -> float:
 
 
 async def _prepare(channels: list[grpc.aio.Channel], metadata: Metadata) -> dict[str, Call]:
-    """The two RPCs' calls, each taking the next piece of the same work whatever the phase; the pool's customers
-    and the reported messages are recorded first, and each reported message has had both its statuses."""
+    """The two RPCs' calls, each taking the next piece of the same work whatever the phase: the pool's customers
+    and the outbound messages to report on are recorded first. Each report changes its message (DELIVERED, then
+    READ, once each: a row updated, a history row and an event written), as WhatsApp's receipts do; a repeated
+    report would change nothing and measure a lighter path."""
     integration = [ins_grpc.IntegrationServiceStub(channel) for channel in channels]
     messages = [ms_grpc.MessageServiceStub(channel) for channel in channels]
 
-    async def inbound(n: int, whatsapp_id: str, whatsapp_message_id: str) -> str:
+    async def inbound(n: int, whatsapp_id: str, whatsapp_message_id: str) -> ins.ResolveInboundResponse:
         request = ins.ResolveInboundRequest(
             whatsapp_id=whatsapp_id, whatsapp_message_id=whatsapp_message_id, content=f"message {n}"
         )
-        reply = await integration[n % len(integration)].ResolveInbound(request, metadata=metadata, timeout=60)
-        return str(reply.message.whatsapp_message_id)
+        return await integration[n % len(integration)].ResolveInbound(request, metadata=metadata, timeout=60)
+
+    async def outbound(n: int, conversation_id: str) -> str:
+        message = message_pb2.Message(
+            conversation_id=conversation_id,
+            whatsapp_message_id=f"wamid.reported.{n}",
+            direction=message_pb2.MESSAGE_DIRECTION_OUTBOUND,
+            content=f"reply {n}",
+        )
+        request = ms.RecordMessageRequest(message=message)
+        await messages[n % len(messages)].RecordMessage(request, metadata=metadata, timeout=60)
+        return message.whatsapp_message_id
 
     pool = [f"4478{k:08d}" for k in range(POOL)]
-    await _gathered(inbound(k, whatsapp_id, f"wamid.pool.{k}") for k, whatsapp_id in enumerate(pool))
-    reported = await _gathered(inbound(k, f"4477{k:08d}", f"wamid.reported.{k}") for k in range(REPORTED))
+    opened = await _gathered(inbound(k, whatsapp_id, f"wamid.pool.{k}") for k, whatsapp_id in enumerate(pool))
+    conversations = [reply.conversation.id for reply in opened]
+    reported = await _gathered(outbound(k, conversations[k % len(conversations)]) for k in range(REPORTED))
     resolves, pooled, reports = itertools.count(), itertools.count(), itertools.count()
 
     async def resolve() -> Any:
@@ -243,11 +257,14 @@ async def _prepare(channels: list[grpc.aio.Channel], metadata: Metadata) -> dict
 
     async def status() -> Any:
         n = next(reports)
-        report = STATUSES[(n // len(reported)) % len(STATUSES)]
-        request = ms.UpdateMessageStatusRequest(whatsapp_message_id=reported[n % len(reported)], status=report)
+        message, report = divmod(n, len(STATUSES))
+        if message == len(reported):
+            print(f"warning: all {REPORTED:,} messages reported on; reports from now on repeat (change nothing)")
+        request = ms.UpdateMessageStatusRequest(
+            whatsapp_message_id=reported[message % len(reported)], status=STATUSES[report]
+        )
         return await messages[n % len(messages)].UpdateMessageStatus(request, metadata=metadata, timeout=60)
 
-    await _gathered(status() for _ in range(len(STATUSES) * len(reported)))
     return {"ResolveInbound": resolve, "UpdateMessageStatus": status}
 
 
