@@ -42,10 +42,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -92,6 +94,7 @@ class Options:
     job_nice: int
     batch_messages: int | None
     pause_ratio: float | None
+    interleave: float = 0.0
 
     def job_settings(self) -> dict[str, str]:
         """The job's settings given on the command line; the others stay the service's defaults."""
@@ -107,6 +110,7 @@ class Phase:
     name: str
     seconds: float
     latencies: dict[str, list[float]]  # ms, per RPC
+    slots: dict[str, list[float]]  # each call's scheduled time (time.monotonic), in the order of `latencies`
     errors: dict[str, collections.Counter[str]]  # per RPC, by status code
 
 
@@ -152,12 +156,16 @@ async def _bench(
         await _quiet_vacuum(db.url)
         before = await _drive("before", calls, options.rate, _after(options.duration))
         await _set_retention(channels[0], admin, tenant_id, RETENTION)
-        job = _cli_job(db, tenant_id, folder, options) if options.job == "cli" else None
+        pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        job = _cli_job(db, tenant_id, folder, options, pid) if options.job == "cli" else None
         await _poll(db.url, tenant_id, lambda batches, _: batches > 0, job)
         seeded = _conversations(options.messages)
         archiving = asyncio.ensure_future(_poll(db.url, tenant_id, lambda _, done: done >= seeded, job))
+        turns = asyncio.create_task(_turns(await pid, options.interleave, archiving)) if options.interleave else None
         during = await _drive("while archiving", calls, options.rate, archiving)
         await archiving
+        if turns is not None:
+            _report_turns(during, await turns)
         cli_output = await job if job else ""
         after = await _drive("after", calls, options.rate, _after(options.duration))
     return [before, during, after], await _archived(db.url, tenant_id), cli_output
@@ -283,9 +291,11 @@ def _after(seconds: float) -> asyncio.Future[None]:
     return asyncio.ensure_future(asyncio.sleep(seconds))
 
 
-def _cli_job(db: statemgr_server.Database, tenant_id: uuid.UUID, folder: str, options: Options) -> asyncio.Task[str]:
+def _cli_job(
+    db: statemgr_server.Database, tenant_id: uuid.UUID, folder: str, options: Options, started: asyncio.Future[int]
+) -> asyncio.Task[str]:
     """`statemgr retention run --tenant` at niceness `--job-nice`, with the server's database, Redis (it invalidates
-    what it archives) and archive store; its exit code and the last lines of its output."""
+    what it archives) and archive store; its exit code and the last lines of its output. `started` gets its pid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMGR_")}
     env |= {
         "STATEMGR_DATABASE_URL": db.url,
@@ -300,11 +310,52 @@ def _cli_job(db: statemgr_server.Database, tenant_id: uuid.UUID, folder: str, op
             *command, "--tenant", str(tenant_id), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
+        started.set_result(proc.pid)
         out, _ = await proc.communicate()
         tail = "\n".join(out.decode().strip().splitlines()[-2:])
         return f"statemgr retention run exited with {proc.returncode}:\n{tail}"
 
     return asyncio.create_task(run())
+
+
+Turn = tuple[float, float, bool]  # start, end (time.monotonic) and whether the job ran
+
+
+async def _turns(pid: int, seconds: float, until: asyncio.Future[Any]) -> list[Turn]:
+    """Stops the job's process and lets it go on, in turns of `seconds`, until `until` is done (then lets it go on):
+    calls in both kinds of turn share the same minutes, tables and server, so the job's cost is not confused with
+    the hot path's drift over a long run."""
+    turns: list[Turn] = []
+    running = True
+    try:
+        while not until.done():
+            start = time.monotonic()
+            await asyncio.wait([until], timeout=seconds)
+            turns.append((start, time.monotonic(), running))
+            running = not running
+            os.kill(pid, signal.SIGCONT if running else signal.SIGSTOP)
+    except ProcessLookupError:
+        pass  # the job has ended
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    return turns
+
+
+def _report_turns(during: Phase, turns: list[Turn]) -> None:
+    """The calls while archiving, split by the kind of turn their slot fell in."""
+    print(f"while archiving, in turns of the job running and stopped ({len(turns)} turns):")
+    for rpc, latencies in during.latencies.items():
+        split: dict[bool, list[float]] = {True: [], False: []}
+        for slot, latency in zip(during.slots[rpc], latencies, strict=True):
+            ran = next((r for start, end, r in turns if start <= slot < end), None)
+            if ran is not None:
+                split[ran].append(latency)
+        figures = {ran: [_percentile(sorted(v), p) for p in (50, 95, 99)] for ran, v in split.items()}
+        for ran, (p50, p95, p99) in figures.items():
+            kind = "job running" if ran else "job stopped"
+            print(f"{rpc:20} {kind:16} {len(split[ran]):6} calls  p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f} ms")
+        print(f"{rpc:20} p95 job running / job stopped = {figures[True][1] / figures[False][1]:.2f}x")
 
 
 async def _poll(
@@ -350,6 +401,7 @@ async def _archived(url: str, tenant_id: uuid.UUID) -> Archived:
 async def _drive(name: str, calls: dict[str, Call], rate: float, until: asyncio.Future[Any]) -> Phase:
     """Open loop: each RPC at `rate` per second until `until` is done; latencies (ms) from each scheduled slot."""
     latencies: dict[str, list[float]] = {rpc: [] for rpc in calls}
+    slots: dict[str, list[float]] = {rpc: [] for rpc in calls}
     errors: dict[str, collections.Counter[str]] = {rpc: collections.Counter() for rpc in calls}
     pending: set[asyncio.Task[None]] = set()
 
@@ -360,6 +412,7 @@ async def _drive(name: str, calls: dict[str, Call], rate: float, until: asyncio.
             errors[rpc][exc.code().name] += 1
             return
         latencies[rpc].append((time.monotonic() - slot) * 1000)
+        slots[rpc].append(slot)
 
     start, i = time.monotonic(), 0
     while not until.done():
@@ -373,7 +426,7 @@ async def _drive(name: str, calls: dict[str, Call], rate: float, until: asyncio.
     seconds = time.monotonic() - start
     if pending:
         await asyncio.wait(pending)
-    return Phase(name, seconds, latencies, errors)
+    return Phase(name, seconds, latencies, slots, errors)
 
 
 async def _quiet_vacuum(url: str, bound: float = 300.0) -> None:
@@ -461,11 +514,27 @@ def _options() -> Options:
     parser.add_argument("--job-nice", type=int, default=0, help="niceness of the CLI's process (--job cli)")
     parser.add_argument("--batch-messages", type=int, help="STATEMGR_RETENTION_BATCH_MESSAGES (default: the service's)")
     parser.add_argument("--pause-ratio", type=float, help="STATEMGR_RETENTION_PAUSE_RATIO (default: the service's)")
+    parser.add_argument(
+        "--interleave",
+        type=float,
+        default=0.0,
+        help="seconds: while archiving, stop the CLI's process (SIGSTOP) and let it go on (SIGCONT) in turns of this"
+        " long, and compare the calls of both kinds of turn (--job cli)",
+    )
     args = parser.parse_args()
     if args.job_nice and args.job != "cli":
         parser.error("--job-nice applies to --job cli only: the duty runs in the server's background process")
+    if args.interleave and args.job != "cli":
+        parser.error("--interleave applies to --job cli only: the bench stops and continues the CLI's process")
     return Options(
-        args.messages, args.rate, args.duration, args.job, args.job_nice, args.batch_messages, args.pause_ratio
+        args.messages,
+        args.rate,
+        args.duration,
+        args.job,
+        args.job_nice,
+        args.batch_messages,
+        args.pause_ratio,
+        args.interleave,
     )
 
 
