@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
-import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -94,7 +93,6 @@ class Options:
     job_nice: int
     batch_messages: int | None
     pause_ratio: float | None
-    interleave: float = 0.0
 
     def job_settings(self) -> dict[str, str]:
         """The job's settings given on the command line; the others stay the service's defaults."""
@@ -156,16 +154,13 @@ async def _bench(
         await _quiet_vacuum(db.url)
         before = await _drive("before", calls, options.rate, _after(options.duration))
         await _set_retention(channels[0], admin, tenant_id, RETENTION)
-        pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        job = _cli_job(db, tenant_id, folder, options, pid) if options.job == "cli" else None
+        job = _cli_job(db, tenant_id, folder, options) if options.job == "cli" else None
         await _poll(db.url, tenant_id, lambda batches, _: batches > 0, job)
         seeded = _conversations(options.messages)
         archiving = asyncio.ensure_future(_poll(db.url, tenant_id, lambda _, done: done >= seeded, job))
-        turns = asyncio.create_task(_turns(await pid, options.interleave, archiving)) if options.interleave else None
         during = await _drive("while archiving", calls, options.rate, archiving)
         await archiving
-        if turns is not None:
-            _report_turns(during, await turns)
+        _report_batches(during, await _batch_windows(db.url, tenant_id))
         cli_output = await job if job else ""
         after = await _drive("after", calls, options.rate, _after(options.duration))
     return [before, during, after], await _archived(db.url, tenant_id), cli_output
@@ -291,11 +286,9 @@ def _after(seconds: float) -> asyncio.Future[None]:
     return asyncio.ensure_future(asyncio.sleep(seconds))
 
 
-def _cli_job(
-    db: statemgr_server.Database, tenant_id: uuid.UUID, folder: str, options: Options, started: asyncio.Future[int]
-) -> asyncio.Task[str]:
+def _cli_job(db: statemgr_server.Database, tenant_id: uuid.UUID, folder: str, options: Options) -> asyncio.Task[str]:
     """`statemgr retention run --tenant` at niceness `--job-nice`, with the server's database, Redis (it invalidates
-    what it archives) and archive store; its exit code and the last lines of its output. `started` gets its pid."""
+    what it archives) and archive store; its exit code and the last lines of its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMGR_")}
     env |= {
         "STATEMGR_DATABASE_URL": db.url,
@@ -310,7 +303,6 @@ def _cli_job(
             *command, "--tenant", str(tenant_id), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        started.set_result(proc.pid)
         out, _ = await proc.communicate()
         tail = "\n".join(out.decode().strip().splitlines()[-2:])
         return f"statemgr retention run exited with {proc.returncode}:\n{tail}"
@@ -318,44 +310,45 @@ def _cli_job(
     return asyncio.create_task(run())
 
 
-Turn = tuple[float, float, bool]  # start, end (time.monotonic) and whether the job ran
+Window = tuple[float, float]  # a batch's claim to its archiving, in time.monotonic() seconds
+BATCH_TAIL_S = 0.02  # after `archived_at` (its finish's transaction start): the deletes and the commit
 
 
-async def _turns(pid: int, seconds: float, until: asyncio.Future[Any]) -> list[Turn]:
-    """Stops the job's process and lets it go on, in turns of `seconds`, until `until` is done (then lets it go on):
-    calls in both kinds of turn share the same minutes, tables and server, so the job's cost is not confused with
-    the hot path's drift over a long run."""
-    turns: list[Turn] = []
-    running = True
-    try:
-        while not until.done():
-            start = time.monotonic()
-            await asyncio.wait([until], timeout=seconds)
-            turns.append((start, time.monotonic(), running))
-            running = not running
-            os.kill(pid, signal.SIGCONT if running else signal.SIGSTOP)
-    except ProcessLookupError:
-        pass  # the job has ended
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-    return turns
+async def _batch_windows(url: str, tenant_id: uuid.UUID) -> list[Window]:
+    """When each archived batch ran (from its claim, `created_at`, to its finish, `archived_at`), on this process's
+    monotonic clock."""
+    query = (
+        "SELECT extract(epoch FROM created_at), extract(epoch FROM archived_at) FROM archive_batches"
+        " WHERE tenant_id = %s AND state = 'archived' ORDER BY created_at"
+    )
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        rows = await (await conn.execute(query, (tenant_id,))).fetchall()
+    offset = time.time() - time.monotonic()
+    return [(float(start) - offset, float(end) - offset + BATCH_TAIL_S) for start, end in rows]
 
 
-def _report_turns(during: Phase, turns: list[Turn]) -> None:
-    """The calls while archiving, split by the kind of turn their slot fell in."""
-    print(f"while archiving, in turns of the job running and stopped ({len(turns)} turns):")
+def _report_batches(during: Phase, windows: list[Window]) -> None:
+    """The calls while archiving, split by whether their slot fell inside a batch or in the job's pause between
+    two: the calls in the pauses are the baseline without the archive's own drift (same minutes, same tables and
+    server, a warm cache), and the p95 of all the phase's calls against theirs is what archiving costs."""
+    starts = [start for start, _ in windows]
+    busy = sum(end - start for start, end in windows)
+    print(
+        f"while archiving: {len(windows)} batches busy {busy:.0f} s of {during.seconds:.0f} s"
+        f" ({busy / during.seconds:.0%}); calls by where their slot fell:"
+    )
     for rpc, latencies in during.latencies.items():
-        split: dict[bool, list[float]] = {True: [], False: []}
+        split: dict[str, list[float]] = {"in a batch": [], "in a pause": []}
         for slot, latency in zip(during.slots[rpc], latencies, strict=True):
-            ran = next((r for start, end, r in turns if start <= slot < end), None)
-            if ran is not None:
-                split[ran].append(latency)
-        figures = {ran: [_percentile(sorted(v), p) for p in (50, 95, 99)] for ran, v in split.items()}
-        for ran, (p50, p95, p99) in figures.items():
-            kind = "job running" if ran else "job stopped"
-            print(f"{rpc:20} {kind:16} {len(split[ran]):6} calls  p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f} ms")
-        print(f"{rpc:20} p95 job running / job stopped = {figures[True][1] / figures[False][1]:.2f}x")
+            i = bisect.bisect_right(starts, slot) - 1
+            inside = i >= 0 and slot < windows[i][1]
+            split["in a batch" if inside else "in a pause"].append(latency)
+        for kind, values in split.items():
+            p50, p95, p99 = (_percentile(sorted(values), p) for p in (50, 95, 99))
+            print(f"{rpc:20} {kind:16} {len(values):6} calls  p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f} ms")
+        pause_p95 = _percentile(sorted(split["in a pause"]), 95)
+        all_p95 = _percentile(sorted(latencies), 95)
+        print(f"{rpc:20} p95 of all the phase's calls / of those in pauses = {all_p95 / pause_p95:.2f}x")
 
 
 async def _poll(
@@ -514,27 +507,11 @@ def _options() -> Options:
     parser.add_argument("--job-nice", type=int, default=0, help="niceness of the CLI's process (--job cli)")
     parser.add_argument("--batch-messages", type=int, help="STATEMGR_RETENTION_BATCH_MESSAGES (default: the service's)")
     parser.add_argument("--pause-ratio", type=float, help="STATEMGR_RETENTION_PAUSE_RATIO (default: the service's)")
-    parser.add_argument(
-        "--interleave",
-        type=float,
-        default=0.0,
-        help="seconds: while archiving, stop the CLI's process (SIGSTOP) and let it go on (SIGCONT) in turns of this"
-        " long, and compare the calls of both kinds of turn (--job cli)",
-    )
     args = parser.parse_args()
     if args.job_nice and args.job != "cli":
         parser.error("--job-nice applies to --job cli only: the duty runs in the server's background process")
-    if args.interleave and args.job != "cli":
-        parser.error("--interleave applies to --job cli only: the bench stops and continues the CLI's process")
     return Options(
-        args.messages,
-        args.rate,
-        args.duration,
-        args.job,
-        args.job_nice,
-        args.batch_messages,
-        args.pause_ratio,
-        args.interleave,
+        args.messages, args.rate, args.duration, args.job, args.job_nice, args.batch_messages, args.pause_ratio
     )
 
 
