@@ -587,22 +587,31 @@ async def _server(
 
 async def main(calls: int, seconds: float, turns: int, phases: set[str]) -> None:
     print(f"load at start: {_uptime()}")
-    async with (
-        broker.exchange() as exchange,
-        statemgr_server.database() as db,
-        _server(db, exchange, consumer=True) as server,
-    ):
-        if "reads" in phases:
-            await reads(server, db, calls)
-        if "lag" in phases:
-            await lag(server, db, seconds)
-        if "cost" in phases:
-            async with statemgr_server.database() as other, _server(other, exchange, consumer=False) as without:
-                servers = {"with consumer": (server, db), "without": (without, other)}
-                costs = await write_costs(servers, seconds, COST_RATE, turns)
-                folds = [await fold_cost(other.url, batch) for batch in FOLD_BATCHES]
-            report_costs(costs, COST_RATE)
-            report_folds(folds, costs["without"])
+    if phases & {"reads", "lag"}:
+        async with (
+            broker.exchange() as exchange,
+            statemgr_server.database() as db,
+            _server(db, exchange, consumer=True) as server,
+        ):
+            if "reads" in phases:
+                await reads(server, db, calls)
+            if "lag" in phases:
+                await lag(server, db, seconds)
+    if "cost" in phases:
+        async with (
+            broker.exchange() as exchange,
+            statemgr_server.database() as db,
+            _server(db, exchange, consumer=True) as server,
+            statemgr_server.database() as other,
+            _server(other, exchange, consumer=False) as without,
+        ):
+            # two fresh databases: the one the reads and the lag phase filled writes at half the PostgreSQL CPU of
+            # a fresh one (bench/ANALYTICS.md), which would be taken for the consumer's doing
+            servers = {"with consumer": (server, db), "without": (without, other)}
+            costs = await write_costs(servers, seconds, COST_RATE, turns)
+            folds = [await fold_cost(other.url, batch) for batch in FOLD_BATCHES]
+        report_costs(costs, COST_RATE)
+        report_folds(folds, costs["without"])
     print(f"\nload at end: {_uptime()}")
 
 
