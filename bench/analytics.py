@@ -15,11 +15,16 @@ Not part of ``make test``; prints figures, judges nothing. About three minutes. 
    folded, so its p99 over the samples is the lag's p99. The writes are what a WhatsApp conversation sends: for
    each outbound message, its RecordMessage and its delivered and read reports (UpdateMessageStatus), then an
    inbound RecordMessage; every one writes an event the consumer folds (the delivery funnel, response times).
-3. Cost. The same writes, closed loop (16 callers, 15 s) and open loop (500/s, 15 s), on a server with the
-   consumer and on one without (STATEMGR_ANALYTICS_ENABLED=false), both running side by side and measured in
-   turns (with, without, with, without) so that a change in the machine's load falls on both: throughput and p50
-   of each turn, and their medians.
+   Then, as a diagnostic, the same events replayed straight into a new tenant's log at 500 per second (these 2
+   cores cannot write 500/s through the service in the production configuration).
+3. Cost. The same writes, open loop at 150/s (a rate the machine sustains: the p50 a caller sees) and closed loop
+   (16 callers: throughput), each 15 s, on a server with the consumer and on one without
+   (STATEMGR_ANALYTICS_ENABLED=false), each on a fresh database, both running side by side and measured in turns
+   (`--turns`, 3) so that a change in the machine's load falls on both: throughput, p50 and the CPU per write of
+   the workers, PostgreSQL and the background process, per turn and their medians. Then the consumer's own CPU
+   per event, measured apart: the events of the server without it folded again from the start in this process.
 
+`--phases` runs some of the three (e.g. `--phases cost`).
 Every server runs as operators run it: 2 workers, metrics on, and the relay publishing every event to this run's
 RabbitMQ exchange with confirms (bench.broker).
 

@@ -87,7 +87,7 @@ class Settings:
     retention_interval_seconds: float = 3600.0
     retention_batch_size: int = 100
     retention_batch_messages: int = 1000
-    retention_pause_ratio: float = 3.0
+    retention_pause_ratio: float = 6.0
 
     @property
     def direct_database_url(self) -> str:
