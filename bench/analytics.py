@@ -356,20 +356,22 @@ async def lag_under_load(server: statemgr_server.Server, seconds: float) -> tupl
         metadata = await tenant(channel, server.admin_key)
         call = await writer(channel, metadata)
         stub = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
-        samples: list[float] = []
         done = asyncio.Event()
-
-        async def sample() -> None:
-            while not done.is_set():
-                health = await stub.GetSystemHealth(analytics_service_pb2.GetSystemHealthRequest(), metadata=metadata)
-                samples.append(health.rollup_lag.seconds + health.rollup_lag.nanos / 1e9)
-                await asyncio.sleep(0.1)
-
-        sampler = asyncio.create_task(sample())
+        sampler = asyncio.create_task(lag_samples(stub, metadata, done))
         result = await loadgen.run_open("writes 500/s", call, 500.0, seconds, 1000)
         done.set()
-        await sampler
+        samples = await sampler
     return result, samples
+
+
+async def lag_samples(stub: Any, metadata: Metadata, done: asyncio.Event) -> list[float]:
+    """rollup_lag of GetSystemHealth every 100 ms until `done` is set."""
+    samples: list[float] = []
+    while not done.is_set():
+        health = await stub.GetSystemHealth(analytics_service_pb2.GetSystemHealthRequest(), metadata=metadata)
+        samples.append(health.rollup_lag.seconds + health.rollup_lag.nanos / 1e9)
+        await asyncio.sleep(0.1)
+    return samples
 
 
 async def injected_lag(
@@ -395,17 +397,8 @@ async def injected_lag(
                 )
             ).fetchall()
             assert target is not None and source
-            samples: list[float] = []
             done = asyncio.Event()
-
-            async def sample() -> None:
-                while not done.is_set():
-                    request = analytics_service_pb2.GetSystemHealthRequest()
-                    health = await stub.GetSystemHealth(request, metadata=metadata)
-                    samples.append(health.rollup_lag.seconds + health.rollup_lag.nanos / 1e9)
-                    await asyncio.sleep(0.1)
-
-            sampler = asyncio.create_task(sample())
+            sampler = asyncio.create_task(lag_samples(stub, metadata, done))
             start, sent = time.perf_counter(), 0
             first = dt.datetime.fromisoformat(source[0][2]["at"])
             while (elapsed := time.perf_counter() - start) < seconds:
@@ -428,7 +421,7 @@ async def injected_lag(
             reached = sent / (time.perf_counter() - start)
             await asyncio.sleep(2.0)  # the last events' lag
             done.set()
-            await sampler
+            samples = await sampler
     return reached, samples
 
 

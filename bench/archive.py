@@ -60,6 +60,7 @@ import psycopg
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from bench import broker, statemgr_server
+from bench.events_latency import _pct
 from statemgr.config import Settings
 from statemgr.v1 import integration_service_pb2 as ins
 from statemgr.v1 import integration_service_pb2_grpc as ins_grpc
@@ -344,10 +345,10 @@ def _report_batches(during: Phase, windows: list[Window]) -> None:
             inside = i >= 0 and slot < windows[i][1]
             split["in a batch" if inside else "in a pause"].append(latency)
         for kind, values in split.items():
-            p50, p95, p99 = (_percentile(sorted(values), p) for p in (50, 95, 99))
+            p50, p95, p99 = (_pct(sorted(values), p) for p in (50, 95, 99))
             print(f"{rpc:20} {kind:16} {len(values):6} calls  p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f} ms")
-        pause_p95 = _percentile(sorted(split["in a pause"]), 95)
-        all_p95 = _percentile(sorted(latencies), 95)
+        pause_p95 = _pct(sorted(split["in a pause"]), 95)
+        all_p95 = _pct(sorted(latencies), 95)
         print(f"{rpc:20} p95 of all the phase's calls / of those in pauses = {all_p95 / pause_p95:.2f}x")
 
 
@@ -444,14 +445,14 @@ def _report(phases: list[Phase]) -> None:
     for rpc in phases[0].latencies:
         for phase in phases:
             ordered = sorted(phase.latencies[rpc])
-            p50, p95, p99 = (_percentile(ordered, p) for p in (50, 95, 99))
+            p50, p95, p99 = (_pct(ordered, p) for p in (50, 95, 99))
             failed = sum(phase.errors[rpc].values())
             print(
                 f"{rpc:20} {phase.name:16} {phase.seconds:7.1f} {len(ordered):6} {failed:6}"
                 f" {p50:8.2f} {p95:8.2f} {p99:8.2f}"
             )
     for rpc in phases[0].latencies:
-        before, during, after = (_percentile(sorted(phase.latencies[rpc]), 95) for phase in phases)
+        before, during, after = (_pct(sorted(phase.latencies[rpc]), 95) for phase in phases)
         print(
             f"{rpc:20} p95 while archiving / before = {during / before:.2f}x (target within 1.3x),"
             f" / after = {during / after:.2f}x"
@@ -486,12 +487,6 @@ def _configuration(options: Options) -> str:
         f" {statemgr_server.REDIS_URL}; metrics on; job {job}; batches of at most {batch} messages and"
         f" {defaults.retention_batch_size} conversations; pause ratio {pause}"
     )
-
-
-def _percentile(ordered: list[float], p: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
 def _uptime() -> str:

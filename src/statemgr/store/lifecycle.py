@@ -169,11 +169,14 @@ async def purge_batch_rows(
     """Deletes the conversations and everything that belongs to them, children first; the Versions of what each
     table lost."""
     params = {"tenant_id": tenant_id, "conversation_ids": list(conversation_ids)}
-    purged: dict[str, Versions] = {}
-    for table in reversed(TABLES):  # parked reports first: they are matched by their messages' ids
-        row = await (await conn.execute(Q[f"purge_{table}"], params)).fetchone()
-        purged[table] = (int(row["row_count"]), int(row["version_sum"])) if row else (0, 0)
-    return purged
+    # parked reports first: they are matched by their messages' ids
+    return {table: await _purge(conn, table, params) for table in reversed(TABLES)}
+
+
+async def _purge(conn: Connection, table: str, params: dict[str, Any]) -> Versions:
+    """Deletes the conversations' rows of `table` (purge_<table>); the Versions of what it deleted."""
+    row = await (await conn.execute(Q[f"purge_{table}"], params)).fetchone()
+    return (int(row["row_count"]), int(row["version_sum"])) if row else (0, 0)
 
 
 async def mark_archived(conn: Connection, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> None:
@@ -307,7 +310,7 @@ async def erase_live(
     opened = [c for c in conversations if c.state != "closed"]
     by_conversations = {"tenant_id": tenant_id, "conversation_ids": ids}
     counts: dict[str, int] = {}
-    counts["parked_statuses"] = await _rowcount(conn, "delete_parked_of_batch", by_conversations)
+    counts["parked_statuses"], _ = await _purge(conn, "parked_statuses", by_conversations)
     counts["messages"] = await _rowcount(conn, "erase_messages", by_conversations)
     counts["conversation_state_transitions"] = await _rowcount(conn, "erase_transition_reasons", by_conversations)
     counts["conversation_assignments"] = await _rowcount(conn, "erase_assignment_reasons", by_conversations)

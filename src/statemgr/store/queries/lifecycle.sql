@@ -136,21 +136,11 @@ ON CONFLICT (tenant_id, batch_id, table_name) DO UPDATE SET
     object_key = excluded.object_key, row_count = excluded.row_count, byte_count = excluded.byte_count,
     sha256 = excluded.sha256, written_at = now()
 
--- name: delete_parked_of_batch
-DELETE FROM parked_statuses p
-WHERE p.tenant_id = %(tenant_id)s
-  AND (p.whatsapp_message_id IN (
-           SELECT whatsapp_message_id FROM messages
-           WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[]))
-       OR p.genesys_message_id IN (
-           SELECT genesys_message_id FROM messages
-           WHERE tenant_id = %(tenant_id)s AND conversation_id = ANY(%(conversation_ids)s::uuid[])))
-
 -- The purge_* queries delete a batch's rows, children first (so no ON DELETE CASCADE has rows left to find), each
 -- returning the count and version sum of what it deleted, to be compared with what was read (see archive_*).
 
 -- name: purge_parked_statuses
--- Before the messages: reports are matched by their provider ids.
+-- Before the messages: reports are matched by their provider ids (EraseCustomer deletes a customer's this way too).
 WITH gone AS (
     DELETE FROM parked_statuses p
     WHERE p.tenant_id = %(tenant_id)s
